@@ -1,0 +1,142 @@
+/**
+ * SMTPError and the only places that build one.
+ *
+ * Every failure a user can see is an SMTPError whose `code` comes from a closed union, so
+ * callers can match on `err.code`. The factories below are the one way to make an error:
+ * from a server reply, from a socket/TLS/DNS fault (the original error kept as `cause`),
+ * or from bad input. Nothing here knows about connections or commands in flight.
+ */
+import type { Reply } from "./types.js";
+
+/** The closed set of error codes (SPEC §6). */
+export type SMTPErrorCode =
+  | "ECONNECTION"
+  | "ETIMEDOUT"
+  | "ESOCKET"
+  | "EDNS"
+  | "ETLS"
+  | "EPROTOCOL"
+  | "EAUTH"
+  | "EENVELOPE"
+  | "EMESSAGE"
+  | "ESTREAM"
+  | "EREQUIRETLS";
+
+/** Extra fields a factory may attach. */
+export interface SMTPErrorFields {
+  response?: string;
+  responseCode?: number;
+  enhancedCode?: string;
+  command?: string;
+  temporary?: boolean;
+  cause?: unknown;
+  recipient?: string;
+  rejected?: string[];
+  rejectedErrors?: SMTPError[];
+}
+
+/** The one error class of smtp-wire. */
+export class SMTPError extends Error {
+  /** Machine-readable code; match on this. */
+  readonly code: SMTPErrorCode;
+  /** The server's reply text (all lines joined with "\n"), when a reply caused it. */
+  response?: string;
+  /** The server's three-digit reply code, when a reply caused it. */
+  responseCode?: number;
+  /** RFC 3463 enhanced status code such as "5.1.1", when the server sent one. */
+  enhancedCode?: string;
+  /** The SMTP command that failed ("MAIL FROM", "RCPT TO", "DATA"…), or "CONN"/"API". */
+  command?: string;
+  /** True for 4xx replies and network faults (a retry may succeed); false for 5xx and bad input. */
+  temporary: boolean;
+  /** The recipient a RCPT failure refers to. */
+  recipient?: string;
+  /** Every refused recipient, for envelope failures. */
+  rejected?: string[];
+  /** One error per refused recipient, for envelope failures. */
+  rejectedErrors?: SMTPError[];
+
+  constructor(code: SMTPErrorCode, message: string, fields: SMTPErrorFields = {}) {
+    super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
+    this.name = "SMTPError";
+    this.code = code;
+    this.temporary = fields.temporary ?? false;
+    for (const key of ["response", "responseCode", "enhancedCode", "command", "recipient", "rejected", "rejectedErrors"] as const) {
+      if (fields[key] !== undefined) (this as Record<string, unknown>)[key] = fields[key];
+    }
+  }
+}
+
+/** Reply codes the protocol code names instead of spelling numbers. */
+export const REPLY = {
+  SERVICE_READY: 220,
+  CLOSING: 221,
+  AUTH_SUCCESS: 235,
+  OK: 250,
+  AUTH_CONTINUE: 334,
+  START_MAIL_INPUT: 354,
+  SERVICE_NOT_AVAILABLE: 421,
+} as const;
+
+/** Whole reply text, as it is quoted in messages and kept in `response`. */
+export function replyText(reply: Reply): string {
+  return reply.lines.map((line) => `${reply.code} ${line}`).join("\n");
+}
+
+/**
+ * An error from a server reply. A 421 at any point is ECONNECTION whatever was asked
+ * (the server is closing the channel), so callers pass the code they would use otherwise.
+ */
+export function fromReply(code: SMTPErrorCode, what: string, reply: Reply, command: string, extra: SMTPErrorFields = {}): SMTPError {
+  const response = replyText(reply);
+  const finalCode = reply.code === REPLY.SERVICE_NOT_AVAILABLE ? "ECONNECTION" : code;
+  return new SMTPError(finalCode, `${what}: ${response}`, {
+    response,
+    responseCode: reply.code,
+    enhancedCode: reply.enhancedCode,
+    command,
+    temporary: reply.code >= 400 && reply.code < 500,
+    ...extra,
+  });
+}
+
+const NETWORK_CODES: Record<string, SMTPErrorCode> = {
+  ETIMEDOUT: "ETIMEDOUT",
+  ENOTFOUND: "EDNS",
+  EAI_AGAIN: "EDNS",
+  ENODATA: "EDNS",
+  ESERVFAIL: "EDNS",
+  ECONNREFUSED: "ECONNECTION",
+  ECONNRESET: "ECONNECTION",
+  EPIPE: "ECONNECTION",
+  EHOSTUNREACH: "ECONNECTION",
+  ENETUNREACH: "ECONNECTION",
+  EADDRNOTAVAIL: "ECONNECTION",
+};
+
+/** An error from a socket, DNS or TLS fault; the original error is kept as `cause`. */
+export function fromSocketError(err: unknown, command = "CONN", fallback: SMTPErrorCode = "ESOCKET"): SMTPError {
+  if (err instanceof SMTPError) return err;
+  const nodeCode = (err as { code?: unknown })?.code;
+  const message = err instanceof Error ? err.message : String(err);
+  let code: SMTPErrorCode = typeof nodeCode === "string" && nodeCode in NETWORK_CODES ? NETWORK_CODES[nodeCode]! : fallback;
+  if (isTlsError(err)) code = "ETLS";
+  return new SMTPError(code, message, { command, temporary: code !== "ETLS", cause: err });
+}
+
+function isTlsError(err: unknown): boolean {
+  const e = err as { code?: unknown; library?: unknown; reason?: unknown };
+  if (e?.library === "SSL routines") return true;
+  if (typeof e?.code !== "string") return false;
+  return /^ERR_SSL_|^ERR_TLS_|CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|HOSTNAME_MISMATCH|ERR_OSSL_/.test(e.code);
+}
+
+/** Bad input from the caller: refused before anything is written, never temporary. */
+export function badInput(message: string, code: SMTPErrorCode = "EENVELOPE", command = "API"): SMTPError {
+  return new SMTPError(code, message, { command, temporary: false });
+}
+
+/** A protocol violation by the server (malformed or unexpected reply). */
+export function protocolError(message: string, command = "CONN"): SMTPError {
+  return new SMTPError("EPROTOCOL", message, { command, temporary: true });
+}

@@ -1,0 +1,179 @@
+/**
+ * Public types of smtp-wire: options, envelope, SendInfo, replies, auth.
+ *
+ * Names follow Nodemailer's SMTPConnection so existing code type-checks unchanged; the
+ * additions (allowInsecureAuth, pipelining, chunking, requireTLS on the envelope) are
+ * marked as such.
+ */
+import type { Socket } from "node:net";
+import type { ConnectionOptions as TlsConnectionOptions } from "node:tls";
+
+/** One decoded server reply. */
+export interface Reply {
+  /** Three-digit reply code. */
+  code: number;
+  /** Text of each line, without the code and separator. */
+  lines: string[];
+  /** RFC 3463 enhanced status code of the first line ("5.1.1"), when present. */
+  enhancedCode?: string;
+  /** The lines joined with "\n", without codes. */
+  text: string;
+}
+
+/** A logger compatible with Bunyan and pino: one method per level. */
+export interface Logger {
+  trace?(...args: unknown[]): void;
+  debug(...args: unknown[]): void;
+  info(...args: unknown[]): void;
+  warn?(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+  fatal?(...args: unknown[]): void;
+}
+
+/** Constructor options. Defaults are Nodemailer's. */
+export interface SMTPConnectionOptions {
+  /** Server host name or IP address. Default "localhost". */
+  host?: string;
+  /** Server port. Default 587, or 465 when `secure`. Port 465 implies `secure`. */
+  port?: number;
+  /** Use TLS from the first byte (implicit TLS). Default false (true for port 465). */
+  secure?: boolean;
+  /** TLS server name (SNI and certificate check). Defaults to `host`; never set for an IP. */
+  servername?: string;
+  /** Name sent with EHLO/HELO/LHLO. Default os.hostname() when it is an FQDN, else "[127.0.0.1]". */
+  name?: string;
+  /** Local interface to bind to. */
+  localAddress?: string;
+  /** Milliseconds to wait for the TCP (and TLS) connection. Default 120 000. */
+  connectionTimeout?: number;
+  /** Milliseconds to wait for the greeting once connected. Default 30 000. */
+  greetingTimeout?: number;
+  /** Milliseconds of inactivity after which the connection fails. Default 600 000. */
+  socketTimeout?: number;
+  /** Milliseconds to wait for DNS resolution. Default 30 000. */
+  dnsTimeout?: number;
+  /** true logs to the console, false (default) logs nothing, or a Bunyan/pino logger. */
+  logger?: boolean | Logger;
+  /** Log the SMTP transcript (credentials are masked). Default false. */
+  debug?: boolean;
+  /** Speak LMTP (LHLO, one final reply per recipient). Default false. */
+  lmtp?: boolean;
+  /** Never use STARTTLS, even when advertised. */
+  ignoreTLS?: boolean;
+  /** Fail with ETLS unless the connection is upgraded with STARTTLS. */
+  requireTLS?: boolean;
+  /** Try STARTTLS; if the upgrade fails go on in plaintext (a new EHLO is read). */
+  opportunisticTLS?: boolean;
+  /** Options passed to tls.connect (ca, cert, key, minVersion, rejectUnauthorized…). */
+  tls?: TlsConnectionOptions;
+  /** An unconnected socket to connect with. */
+  socket?: Socket;
+  /** An already-connected socket to use as is. */
+  connection?: Socket;
+  /** The `connection` socket is already TLS. */
+  secured?: boolean;
+  /** Allow connecting to internal (non-public) interfaces' addresses; as Nodemailer. */
+  allowInternalNetworkInterfaces?: boolean;
+  /** Custom authentication handlers by method name (upper case), as Nodemailer's. */
+  customAuth?: Record<string, CustomAuthHandler>;
+  /** smtp-wire: allow credentials over an unencrypted connection to a non-loopback host. Default false. */
+  allowInsecureAuth?: boolean;
+  /** smtp-wire: use RFC 2920 pipelining when advertised. Default true. */
+  pipelining?: boolean;
+  /** smtp-wire: use BDAT (RFC 3030) when CHUNKING is advertised. Default false. */
+  chunking?: boolean;
+  /** Socket/transaction id used in logs; generated when absent. */
+  id?: string;
+}
+
+/** Delivery Status Notification parameters (RFC 3461). */
+export interface DSNOptions {
+  /** "FULL" or "HDRS". */
+  ret?: "FULL" | "HDRS" | string;
+  /** Envelope identifier (xtext-encoded on the wire). */
+  envid?: string;
+  /** "NEVER", or any of "SUCCESS", "FAILURE", "DELAY". */
+  notify?: string | string[];
+  /** Original recipient (sent as rfc822;addr, xtext-encoded). */
+  orcpt?: string;
+}
+
+/** The envelope of one message. */
+export interface Envelope {
+  /** Reverse path; "" for the null sender. */
+  from: string;
+  /** One or more recipients. */
+  to: string | string[];
+  /** Message size in bytes, announced with SIZE= and checked against the server's limit. */
+  size?: number;
+  /** Announce BODY=8BITMIME. */
+  use8BitMime?: boolean;
+  /** Force SMTPUTF8; otherwise it is used for non-ASCII addresses when advertised. */
+  smtpUtf8?: boolean;
+  /** smtp-wire: RFC 8689 REQUIRETLS; fails with EREQUIRETLS when not possible. */
+  requireTLS?: boolean;
+  /** DSN parameters. */
+  dsn?: DSNOptions;
+}
+
+/** What a completed send reports. */
+export interface SendInfo {
+  /** Recipients the server accepted. */
+  accepted: string[];
+  /** Recipients the server refused (always an array). */
+  rejected: string[];
+  /** One SMTPError per refused recipient; present only when one was refused. */
+  rejectedErrors?: import("./errors.js").SMTPError[];
+  /** The server's final reply, e.g. "250 2.0.0 Ok: queued as 1234". */
+  response: string;
+  /** Milliseconds from MAIL FROM until the server accepted DATA. */
+  envelopeTime: number;
+  /** Milliseconds from the start of the body until the final reply. */
+  messageTime: number;
+  /** Bytes sent after 354 up to and including the terminator (after dot-stuffing). */
+  messageSize: number;
+  /** EHLO keywords the server advertised. */
+  ehlo: string[];
+}
+
+/** OAuth2 credentials for XOAUTH2. */
+export interface OAuth2Credentials {
+  user?: string;
+  accessToken?: string;
+  /** Returns a fresh access token; called once when the server refuses the current one. */
+  provisionCallback?: (user: string, renew: boolean, cb: (err: Error | null, accessToken?: string) => void) => void;
+  /** Alternative Promise-returning token provider. */
+  getToken?: (renew: boolean) => Promise<string> | string;
+}
+
+/** Credentials given to login(). */
+export interface AuthCredentials {
+  user?: string;
+  pass?: string;
+  /** Force a method: PLAIN, LOGIN, CRAM-MD5, XOAUTH2 or a customAuth name. */
+  method?: string;
+  /** XOAUTH2 credentials or a token provider. */
+  oauth2?: OAuth2Credentials;
+  /** Nodemailer's shape: credentials nested under `credentials`. */
+  credentials?: { user: string; pass: string; options?: unknown };
+  options?: unknown;
+}
+
+/** What a customAuth handler receives (Nodemailer's shape). */
+export interface CustomAuthContext {
+  auth: { credentials: { user: string; pass: string; options?: unknown }; method: string; user?: string; pass?: string; [key: string]: unknown };
+  method: string;
+  extensions: string[];
+  authMethods: string[];
+  maxAllowedSize: number | false;
+  /** Sends one command line and resolves with the reply (also accepts a callback). */
+  sendCommand(command: string, done?: (err: Error | null, reply?: { status: number; code: number; text: string; response: string }) => void): Promise<{ status: number; code: number; text: string; response: string }>;
+  resolve(): void;
+  reject(err: Error | string): void;
+}
+
+/** A customAuth handler; may return a Promise or call resolve/reject. */
+export type CustomAuthHandler = (ctx: CustomAuthContext) => void | Promise<void>;
+
+/** Node-style callback. */
+export type Callback<T> = (err: Error | null, result?: T) => void;
