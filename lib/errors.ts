@@ -80,7 +80,8 @@ export const REPLY = {
 
 /** Whole reply text, as it is quoted in messages and kept in `response`. */
 export function replyText(reply: Reply): string {
-  return reply.lines.map((line) => `${reply.code} ${line}`).join("\n");
+  const last = reply.lines.length - 1;
+  return reply.lines.map((line, i) => `${reply.code}${i < last ? "-" : " "}${line}`).join("\n");
 }
 
 /**

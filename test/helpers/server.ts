@@ -46,6 +46,9 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
     disabledCommands: ["STARTTLS"],
     logger: false,
     disableReverseLookup: true,
+    // smtp-server hides these by default; real MTAs offer them, and the tests check them.
+    hideDSN: false,
+    hideENHANCEDSTATUSCODES: false,
     ...serverOptions,
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
       if (refuseSenders.includes(address.address)) {

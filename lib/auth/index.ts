@@ -1,0 +1,153 @@
+/**
+ * Choosing an authentication method and driving it (RFC 4954).
+ *
+ * The strongest advertised method wins when the caller names none: CRAM-MD5 (the password
+ * never crosses the wire), then PLAIN, then LOGIN; XOAUTH2 when a token is given. Every
+ * line sent during AUTH is logged masked, and no error message repeats what was sent.
+ * Whether credentials may be sent at all (cleartext policy) is decided by the caller.
+ */
+import type { AuthCredentials, CustomAuthHandler, OAuth2Credentials, Reply } from "../types.js";
+import { fromReply, replyText, SMTPError, REPLY } from "../errors.js";
+import type { AuthMechanism } from "./mechanism.js";
+import { plain } from "./plain.js";
+import { login } from "./login.js";
+import { cramMd5 } from "./cram-md5.js";
+import { xoauth2 } from "./xoauth2.js";
+
+/** What authentication needs from the connection. */
+export interface AuthSession {
+  /** Writes a line and waits for its reply; `logAs` is what the transcript shows. */
+  send(command: string, line: string, logAs?: string): Promise<Reply>;
+  /** Methods advertised with AUTH in EHLO (upper case). */
+  advertised: string[];
+  extensions: string[];
+  maxAllowedSize: number | false;
+  customAuth: Record<string, CustomAuthHandler>;
+}
+
+const PREFERENCE = ["CRAM-MD5", "PLAIN", "LOGIN"];
+const MASK = "/* secret */";
+
+function authError(message: string, reply?: Reply): SMTPError {
+  if (reply) return fromReply("EAUTH", message, reply, "AUTH");
+  return new SMTPError("EAUTH", message, { command: "AUTH", temporary: false });
+}
+
+/** Normalises Nodemailer's two shapes: `{ user, pass }` and `{ credentials: { user, pass } }`. */
+function credentialsOf(auth: AuthCredentials): { user: string; pass: string } {
+  const user = auth.credentials?.user ?? auth.user ?? auth.oauth2?.user ?? "";
+  const pass = auth.credentials?.pass ?? auth.pass ?? "";
+  return { user: String(user), pass: String(pass) };
+}
+
+export function chooseMethod(auth: AuthCredentials, session: Pick<AuthSession, "advertised" | "customAuth">): string {
+  const forced = auth.method ? String(auth.method).trim().toUpperCase() : "";
+  if (forced) return forced;
+  if (auth.oauth2 && !auth.credentials && !auth.pass) return "XOAUTH2";
+  return PREFERENCE.find((m) => session.advertised.includes(m)) ?? session.advertised.find((m) => m in session.customAuth) ?? "PLAIN";
+}
+
+/** Runs one mechanism to its end; resolves on 235, rejects with EAUTH otherwise. */
+async function drive(session: AuthSession, mechanism: AuthMechanism): Promise<Reply> {
+  let reply = await session.send("AUTH " + mechanism.name, `AUTH ${mechanism.start()}`, `AUTH ${mechanism.name} ${MASK}`);
+  // A server that keeps challenging forever must not keep us here forever.
+  for (let round = 0; reply.code === REPLY.AUTH_CONTINUE && round < 8; round++) {
+    const challenge = Buffer.from(reply.lines[0] ?? "", "base64");
+    reply = await session.send("AUTH " + mechanism.name, mechanism.next(challenge), MASK);
+  }
+  return reply;
+}
+
+async function tokenOf(oauth2: OAuth2Credentials, user: string, renew: boolean): Promise<string | undefined> {
+  if (!renew && oauth2.accessToken) return oauth2.accessToken;
+  if (typeof oauth2.getToken === "function") {
+    const getToken = oauth2.getToken as (renew: boolean, cb?: (err: Error | null, token?: string) => void) => unknown;
+    return new Promise<string | undefined>((resolve, reject) => {
+      const result = getToken.call(oauth2, renew, (err, token) => (err ? reject(err) : resolve(token)));
+      if (result !== undefined) Promise.resolve(result).then((token) => resolve(token as string), reject);
+    });
+  }
+  if (typeof oauth2.provisionCallback === "function") {
+    return new Promise<string | undefined>((resolve, reject) => oauth2.provisionCallback!(user, renew, (err, token) => (err ? reject(err) : resolve(token))));
+  }
+  return renew ? undefined : oauth2.accessToken;
+}
+
+async function xoauth2Login(session: AuthSession, auth: AuthCredentials, user: string): Promise<void> {
+  const oauth2 = auth.oauth2 ?? { accessToken: auth.pass };
+  let renew = false;
+  for (;;) {
+    let token: string | undefined;
+    try {
+      token = await tokenOf(oauth2, user, renew);
+    } catch (err) {
+      throw new SMTPError("EAUTH", `Could not get an OAuth2 access token: ${(err as Error)?.message ?? err}`, { command: "AUTH XOAUTH2", temporary: true, cause: err });
+    }
+    if (!token) throw authError("XOAUTH2 needs an access token (oauth2.accessToken or a token provider)");
+    const reply = await drive(session, xoauth2(user, token));
+    if (reply.code === REPLY.AUTH_SUCCESS) return;
+    const canRenew = !renew && (typeof oauth2.getToken === "function" || typeof oauth2.provisionCallback === "function");
+    if (!canRenew || reply.code === REPLY.SERVICE_NOT_AVAILABLE) throw authError(`Invalid login with XOAUTH2`, reply);
+    renew = true;
+  }
+}
+
+async function customLogin(session: AuthSession, handler: CustomAuthHandler, method: string, auth: AuthCredentials, creds: { user: string; pass: string }): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const finish = (err?: Error | string) => {
+      if (settled) return;
+      settled = true;
+      if (err === undefined) resolve();
+      else reject(err instanceof SMTPError ? err : authError(`Custom authentication ${method} failed: ${err instanceof Error ? err.message : err}`));
+    };
+    const sendCommand = (command: string, done?: (err: Error | null, reply?: { status: number; code: number; text: string; response: string }) => void) => {
+      const result = session.send("AUTH " + method, command, command.startsWith("AUTH ") ? `AUTH ${method} ${MASK}` : MASK).then((reply) => {
+        const text = replyText(reply);
+        return { status: reply.code, code: reply.code, text, response: text };
+      });
+      if (done) result.then((r) => done(null, r), (err: Error) => done(err));
+      return result;
+    };
+    try {
+      const returned = handler({
+        auth: { ...auth, credentials: { user: creds.user, pass: creds.pass, options: auth.credentials?.options ?? auth.options }, method },
+        method,
+        extensions: session.extensions,
+        authMethods: session.advertised,
+        maxAllowedSize: session.maxAllowedSize,
+        sendCommand,
+        resolve: () => finish(),
+        reject: (err) => finish(err),
+      });
+      if (returned && typeof (returned as Promise<void>).then === "function") (returned as Promise<void>).then(() => finish(), (err: Error) => finish(err ?? "rejected"));
+    } catch (err) {
+      finish(err as Error);
+    }
+  });
+}
+
+/** Authenticates with the chosen method; resolves once the server said 235. */
+export async function authenticate(session: AuthSession, auth: AuthCredentials): Promise<void> {
+  const method = chooseMethod(auth, session);
+  const creds = credentialsOf(auth);
+  const custom = session.customAuth[method] ?? session.customAuth[method.toLowerCase()];
+  if (custom) return customLogin(session, custom, method, auth, creds);
+  if (method === "XOAUTH2") return xoauth2Login(session, auth, creds.user);
+  let mechanism: AuthMechanism;
+  switch (method) {
+    case "PLAIN":
+      mechanism = plain(creds.user, creds.pass);
+      break;
+    case "LOGIN":
+      mechanism = login(creds.user, creds.pass);
+      break;
+    case "CRAM-MD5":
+      mechanism = cramMd5(creds.user, creds.pass);
+      break;
+    default:
+      throw authError(`Unknown authentication method "${method}"`);
+  }
+  const reply = await drive(session, mechanism);
+  if (reply.code !== REPLY.AUTH_SUCCESS) throw authError(`Invalid login with ${method}`, reply);
+}

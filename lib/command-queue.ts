@@ -1,0 +1,74 @@
+/**
+ * The FIFO of commands waiting for a reply.
+ *
+ * SMTP replies carry no tag, so the only way to know which command a reply answers is
+ * order (RFC 5321 §4.1, RFC 2920 §3.1): one entry per expected reply, matched first in,
+ * first out. Writing a command and queueing its entry are one step, so they can never
+ * drift apart. The queue knows nothing of what a reply means; callers judge the code.
+ */
+import type { Reply } from "./types.js";
+import { protocolError, type SMTPError } from "./errors.js";
+
+interface Entry {
+  command: string;
+  resolve(reply: Reply): void;
+  reject(err: SMTPError): void;
+}
+
+/** Writes one command line; `logAs` replaces the line in the transcript (secrets). */
+export type LineWriter = (line: string, logAs?: string) => void;
+
+export class CommandQueue {
+  #entries: Entry[] = [];
+  #failure: SMTPError | undefined;
+  #write: LineWriter;
+
+  constructor(write: LineWriter) {
+    this.#write = write;
+  }
+
+  /** Commands still waiting for their reply. */
+  get size(): number {
+    return this.#entries.length;
+  }
+
+  /** The command the next reply will answer, if any. */
+  get head(): string | undefined {
+    return this.#entries[0]?.command;
+  }
+
+  /** Waits for a reply nothing was written for: the greeting, or a second LMTP reply. */
+  expect(command: string): Promise<Reply> {
+    return new Promise<Reply>((resolve, reject) => {
+      if (this.#failure) return reject(this.#failure);
+      this.#entries.push({ command, resolve, reject });
+    });
+  }
+
+  /**
+   * Writes `line` and waits for its reply. The promise always gets a handler here, so a
+   * pipelined group failed by a dead connection never leaves an unhandled rejection
+   * behind; callers still see the rejection when they await it.
+   */
+  send(command: string, line: string, logAs?: string): Promise<Reply> {
+    const reply = this.expect(command);
+    reply.catch(() => {});
+    if (!this.#failure) this.#write(line, logAs);
+    return reply;
+  }
+
+  /** Hands a reply to the oldest waiting command. A reply nobody asked for is EPROTOCOL. */
+  dispatch(reply: Reply): void {
+    const entry = this.#entries.shift();
+    if (!entry) throw protocolError(`Unexpected reply from server with no command pending: ${reply.code} ${reply.lines[0] ?? ""}`);
+    entry.resolve(reply);
+  }
+
+  /** Fails every waiting command with `err`, and every later one at once. */
+  failAll(err: SMTPError): void {
+    this.#failure ??= err;
+    const entries = this.#entries;
+    this.#entries = [];
+    for (const entry of entries) entry.reject(err);
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Envelope checks and the MAIL FROM / RCPT TO lines they become.
+ *
+ * Everything the caller gives is checked before a byte is written: an address or DSN
+ * value with CR, LF or NUL could otherwise smuggle a whole extra command into the session
+ * (CRLF injection). Parameters are added only when the server advertised the extension
+ * they belong to (RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 3461 DSN,
+ * RFC 8689 REQUIRETLS). Nothing here writes to a socket.
+ */
+import type { DSNOptions, Envelope } from "./types.js";
+import { badInput, SMTPError } from "./errors.js";
+
+/** What the envelope needs to know about the session. */
+export interface SessionFacts {
+  extensions: ReadonlyMap<string, string[]>;
+  secure: boolean;
+}
+
+/** A checked envelope, ready to be written. */
+export interface PreparedEnvelope {
+  from: string;
+  to: string[];
+  mailLine: string;
+  rcptLines: string[];
+}
+
+const FORBIDDEN = /[\r\n\0<>]/;
+// eslint-disable-next-line no-control-regex
+const NON_ASCII = /[^\x00-\x7f]/;
+const NOTIFY_VALUES = new Set(["SUCCESS", "FAILURE", "DELAY"]);
+
+function checkAddress(address: unknown, role: string): string {
+  if (typeof address !== "string") throw badInput(`Invalid ${role} address: expected a string, got ${address === null ? "null" : typeof address}`, "EENVELOPE");
+  if (FORBIDDEN.test(address)) throw badInput(`Invalid ${role} address ${JSON.stringify(address)}: CR, LF, NUL, "<" and ">" are not allowed`, "EENVELOPE");
+  return address.trim();
+}
+
+/** RFC 3461 §4: xtext, "+" followed by two hex digits for anything outside "!".."~", "+" and "=". */
+export function xtext(value: string): string {
+  let out = "";
+  for (const byte of Buffer.from(value, "utf8")) {
+    out += byte < 33 || byte > 126 || byte === 0x2b || byte === 0x3d ? "+" + byte.toString(16).toUpperCase().padStart(2, "0") : String.fromCharCode(byte);
+  }
+  return out;
+}
+
+function checkDsnValue(value: unknown, name: string): string {
+  if (typeof value !== "string" || FORBIDDEN.test(value) || value.length === 0) {
+    throw badInput(`Invalid DSN ${name} ${JSON.stringify(value)}: a non-empty string without CR, LF, NUL, "<" or ">" is expected`, "EENVELOPE");
+  }
+  return value;
+}
+
+function notifyList(notify: DSNOptions["notify"]): string | undefined {
+  if (notify === undefined) return undefined;
+  const values = (Array.isArray(notify) ? notify : String(notify).split(","))
+    .map((v) => checkDsnValue(typeof v === "string" ? v.trim() : v, "notify").toUpperCase());
+  if (values.length === 0) throw badInput("Invalid DSN notify: empty", "EENVELOPE");
+  if (values.includes("NEVER")) {
+    if (values.length > 1) throw badInput('Invalid DSN notify: "NEVER" cannot be combined with other values', "EENVELOPE");
+    return "NEVER";
+  }
+  for (const v of values) if (!NOTIFY_VALUES.has(v)) throw badInput(`Invalid DSN notify value ${JSON.stringify(v)}: use NEVER, or SUCCESS, FAILURE, DELAY`, "EENVELOPE");
+  return values.join(",");
+}
+
+/** Checks the envelope against the caller's rules and the session's extensions. */
+export function prepareEnvelope(envelope: Envelope, session: SessionFacts): PreparedEnvelope {
+  if (!envelope || typeof envelope !== "object") throw badInput("Envelope is missing", "EENVELOPE");
+  const from = checkAddress(envelope.from ?? "", "sender");
+  const rawTo = ([] as unknown[]).concat(envelope.to ?? []);
+  const to = rawTo.map((address) => checkAddress(address, "recipient")).filter((address) => address.length > 0);
+  if (to.length === 0) throw badInput("No recipients defined", "EENVELOPE");
+
+  const ext = session.extensions;
+  const mailParams: string[] = [];
+  const rcptParams: string[] = [];
+
+  if (envelope.size !== undefined && envelope.size !== null) {
+    const size = envelope.size;
+    if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) throw badInput(`Invalid envelope size ${JSON.stringify(size)}: a non-negative integer is expected`, "EENVELOPE");
+    const limit = Number(ext.get("SIZE")?.[0] ?? 0);
+    if (limit > 0 && size > limit) {
+      throw new SMTPError("EMESSAGE", `Message size ${size} exceeds the server's limit of ${limit} bytes (SIZE)`, { command: "MAIL FROM", temporary: false });
+    }
+    if (ext.has("SIZE")) mailParams.push(`SIZE=${size}`);
+  }
+
+  if (envelope.use8BitMime && ext.has("8BITMIME")) mailParams.push("BODY=8BITMIME");
+
+  const needsUtf8 = NON_ASCII.test(from) || to.some((address) => NON_ASCII.test(address));
+  if (envelope.smtpUtf8 || needsUtf8) {
+    if (ext.has("SMTPUTF8")) mailParams.push("SMTPUTF8");
+    else if (needsUtf8) throw badInput("Internationalized (non-ASCII) address, but the server does not support SMTPUTF8", "EENVELOPE");
+  }
+
+  if (envelope.requireTLS) {
+    if (!session.secure) throw new SMTPError("EREQUIRETLS", "REQUIRETLS requested but the connection is not encrypted", { command: "MAIL FROM", temporary: false });
+    if (!ext.has("REQUIRETLS")) throw new SMTPError("EREQUIRETLS", "REQUIRETLS requested but the server does not support it", { command: "MAIL FROM", temporary: false });
+    mailParams.push("REQUIRETLS");
+  }
+
+  const dsn = envelope.dsn;
+  if (dsn) {
+    const ret = dsn.ret === undefined ? undefined : checkDsnValue(dsn.ret, "ret").toUpperCase();
+    if (ret !== undefined && ret !== "FULL" && ret !== "HDRS") throw badInput(`Invalid DSN ret ${JSON.stringify(dsn.ret)}: use FULL or HDRS`, "EENVELOPE");
+    const envid = dsn.envid === undefined ? undefined : checkDsnValue(dsn.envid, "envid");
+    const notify = notifyList(dsn.notify);
+    const orcpt = dsn.orcpt === undefined ? undefined : checkDsnValue(dsn.orcpt, "orcpt");
+    if (ext.has("DSN")) {
+      if (ret) mailParams.push(`RET=${ret}`);
+      if (envid) mailParams.push(`ENVID=${xtext(envid)}`);
+      if (notify) rcptParams.push(`NOTIFY=${notify}`);
+      if (orcpt) rcptParams.push(`ORCPT=${orcpt.includes(";") ? orcpt.replace(/;(.*)$/, (_, addr: string) => ";" + xtext(addr)) : "rfc822;" + xtext(orcpt)}`);
+    }
+  }
+
+  const mailSuffix = mailParams.length ? " " + mailParams.join(" ") : "";
+  const rcptSuffix = rcptParams.length ? " " + rcptParams.join(" ") : "";
+  return {
+    from,
+    to,
+    mailLine: `MAIL FROM:<${from}>${mailSuffix}`,
+    rcptLines: to.map((address) => `RCPT TO:<${address}>${rcptSuffix}`),
+  };
+}
+
+/** The EHLO name must be one token of printable characters (RFC 5321 §4.1.1.1). */
+export function checkClientName(name: string): void {
+  if (typeof name !== "string" || name.length === 0 || /[\s\0]/.test(name)) {
+    throw badInput(`Invalid client name ${JSON.stringify(name)} for EHLO: no whitespace, CR, LF or NUL allowed`, "ECONNECTION");
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * smtp-wire: a streams-native SMTP and LMTP client connection, API-compatible with
+ * Nodemailer's SMTPConnection. The class is the default export and a named export; the
+ * stream stages and SMTPError are exported for users who build their own pipelines.
+ */
+import { SMTPConnection } from "./connection.js";
+
+export { SMTPConnection };
+export { SendStream } from "./send-stream.js";
+export { SMTPError, type SMTPErrorCode } from "./errors.js";
+export { LineSplitter } from "./stages/line-splitter.js";
+export { ReplyDecoder } from "./stages/reply-decoder.js";
+export { DataEncoder } from "./stages/data-encoder.js";
+export type * from "./types.js";
+export default SMTPConnection;

@@ -1,0 +1,38 @@
+/**
+ * Logging and the SMTP transcript.
+ *
+ * `logger: true` writes to the console, an object is used as a Bunyan/pino logger, and
+ * `debug: true` adds every line sent and received. Callers pass secrets already masked
+ * (AUTH lines are logged as "/* secret *\/"); this module never sees the real values.
+ * Message bodies are never logged, only their size.
+ */
+import type { Logger } from "./types.js";
+
+export interface Transcript {
+  info(message: string): void;
+  error(message: string): void;
+  /** A line the client sent (already masked). */
+  client(line: string): void;
+  /** A line the server sent. */
+  server(line: string): void;
+}
+
+const consoleLogger: Logger = {
+  debug: (...args) => console.debug(...args),
+  info: (...args) => console.info(...args),
+  error: (...args) => console.error(...args),
+};
+
+const silent: Transcript = { info() {}, error() {}, client() {}, server() {} };
+
+export function createTranscript(id: string, logger: boolean | Logger | undefined, debug: boolean | undefined): Transcript {
+  const sink: Logger | undefined = logger === true ? consoleLogger : logger && typeof logger === "object" ? logger : undefined;
+  if (!sink) return silent;
+  const meta = { component: "smtp-wire", sid: id };
+  return {
+    info: (message) => sink.info({ ...meta, tnx: "network" }, message),
+    error: (message) => sink.error({ ...meta, tnx: "network" }, message),
+    client: debug ? (line) => sink.debug({ ...meta, tnx: "client" }, `C: ${line}`) : () => {},
+    server: debug ? (line) => sink.debug({ ...meta, tnx: "server" }, `S: ${line}`) : () => {},
+  };
+}

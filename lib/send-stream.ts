@@ -1,0 +1,128 @@
+/**
+ * SendStream: the Writable a message is piped into (SPEC §4).
+ *
+ * Before the server's 354 the stream holds the one write in progress, so Writable's own
+ * buffer fills to highWaterMark and write() returns false: memory stays bounded however
+ * fast the source is. After 354 each chunk goes to the DataEncoder, which is piped into
+ * the socket, and a write completes only when the encoder can take more: backpressure
+ * runs from the socket back to the source. 'finish' waits for the server's final reply.
+ *
+ * The transaction drives it through attach/bodyDone/complete/fail; the stream itself
+ * never writes a command and never decides what a reply means.
+ */
+import { Writable } from "node:stream";
+import type { SendInfo } from "./types.js";
+import { SMTPError } from "./errors.js";
+
+/** Where the body goes after 354: the DataEncoder (or any Writable stage). */
+export interface BodySink {
+  write(chunk: Buffer): boolean;
+  end(): void;
+  once(event: "drain" | "end", listener: () => void): unknown;
+}
+
+type Done = (err?: Error | null) => void;
+
+/** Default bytes buffered before 354 and between source and encoder. */
+export const SEND_STREAM_HIGH_WATER_MARK = 64 * 1024;
+
+function isChunk(chunk: unknown): chunk is string | Uint8Array {
+  return typeof chunk === "string" || chunk instanceof Uint8Array;
+}
+
+export class SendStream extends Writable {
+  /** The SendInfo, once the server accepted the message. */
+  info?: SendInfo;
+  #sink: BodySink | undefined;
+  #held: { chunk: Buffer; done: Done } | undefined;
+  #finalDone: Done | undefined;
+  #bodyEnded!: () => void;
+  #aborted!: (err: SMTPError) => void;
+  #settled = false;
+  /** Resolves when the whole body, terminator included, has been handed to the socket. */
+  readonly bodyDone: Promise<void>;
+  /** Resolves with the reason when the stream is destroyed before the message completed. */
+  readonly aborted: Promise<SMTPError>;
+
+  constructor(options: { highWaterMark?: number } = {}) {
+    super({ highWaterMark: options.highWaterMark ?? SEND_STREAM_HIGH_WATER_MARK, decodeStrings: true });
+    this.bodyDone = new Promise<void>((resolve) => (this.#bodyEnded = resolve));
+    this.aborted = new Promise<SMTPError>((resolve) => (this.#aborted = resolve));
+  }
+
+  /**
+   * A chunk that is not bytes or text (an object from a misbehaving source) fails the
+   * send with ESTREAM instead of throwing inside the source's 'data' handler.
+   */
+  override write(chunk: unknown, encoding?: BufferEncoding | ((err?: Error | null) => void), cb?: (err?: Error | null) => void): boolean {
+    if (!isChunk(chunk)) {
+      const err = new SMTPError("ESTREAM", `Message chunks must be Buffer, Uint8Array or string, got ${chunk === null ? "null" : typeof chunk}`, { command: "DATA", temporary: false });
+      this.destroy(err);
+      const callback = typeof encoding === "function" ? encoding : cb;
+      if (callback) process.nextTick(callback, err);
+      return false;
+    }
+    return super.write(chunk, encoding as BufferEncoding, cb);
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: Done): void {
+    if (this.#sink) this.#forward(chunk, done);
+    else this.#held = { chunk, done };
+  }
+
+  override _final(done: Done): void {
+    this.#finalDone = done;
+    if (this.#sink) this.#endBody();
+  }
+
+  override _destroy(err: Error | null, done: Done): void {
+    if (!this.#settled) {
+      this.#settled = true;
+      const reason =
+        err instanceof SMTPError
+          ? err
+          : new SMTPError("ESTREAM", err ? `Message source failed: ${err.message}` : "Message stream was destroyed before end()", { command: "DATA", temporary: false, cause: err ?? undefined });
+      this.#aborted(reason);
+      done(err ? reason : null);
+      return;
+    }
+    done(err);
+  }
+
+  /** Called by the transaction at 354: the body may flow now. */
+  attach(sink: BodySink): void {
+    this.#sink = sink;
+    const held = this.#held;
+    this.#held = undefined;
+    if (held) this.#forward(held.chunk, held.done);
+    if (this.#finalDone) this.#endBody();
+  }
+
+  /** Called by the transaction after the final reply accepted the message. */
+  complete(info: SendInfo): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.info = info;
+    this.emit("response", info);
+    const done = this.#finalDone;
+    this.#finalDone = undefined;
+    done?.();
+  }
+
+  /** Called by the transaction when the send failed: destroys the stream with the error. */
+  fail(err: SMTPError): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.destroy(err);
+  }
+
+  #forward(chunk: Buffer, done: Done): void {
+    if (this.#sink!.write(chunk)) done();
+    else this.#sink!.once("drain", () => done());
+  }
+
+  #endBody(): void {
+    this.#sink!.once("end", () => this.#bodyEnded());
+    this.#sink!.end();
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Opening the transport: DNS, TCP (Happy Eyeballs), implicit TLS, a caller's socket, and
+ * the STARTTLS upgrade of a live socket.
+ *
+ * Each resolution goes through Node's resolver with its own timeout; there is no global
+ * DNS cache, so a changed record is seen on the next connection. Certificates are
+ * verified unless the caller's `tls` options say otherwise. Nothing here speaks SMTP.
+ */
+import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from "node:dns";
+import net, { type Socket } from "node:net";
+import os from "node:os";
+import tls, { type ConnectionOptions as TlsConnectionOptions, type TLSSocket } from "node:tls";
+import { SMTPError } from "./errors.js";
+
+export interface OpenOptions {
+  host: string;
+  port: number;
+  secure: boolean;
+  servername?: string;
+  localAddress?: string;
+  tls?: TlsConnectionOptions;
+  socket?: Socket;
+  connection?: Socket;
+  dnsTimeout: number;
+  allowInternalNetworkInterfaces: boolean;
+}
+
+const unbracket = (host: string): string => host.replace(/^\[|\]$/g, "");
+
+/** Loopback names and addresses: the only places credentials may go unencrypted by default. */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (!host) return false;
+  const h = unbracket(host).toLowerCase();
+  return h === "localhost" || h.endsWith(".localhost") || h === "::1" || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** SNI must not carry an IP literal (RFC 6066 §3). */
+export function serverName(options: { host: string; servername?: string }): string | undefined {
+  const name = options.servername ?? options.host;
+  return net.isIP(unbracket(name)) ? undefined : name;
+}
+
+/** True when the machine has a usable interface of this family; internal ones count only when allowed. */
+function isFamilyUsable(family: number, allowInternal: boolean): boolean {
+  let addresses: os.NetworkInterfaceInfo[];
+  try {
+    addresses = Object.values(os.networkInterfaces()).flat() as os.NetworkInterfaceInfo[];
+  } catch {
+    return true;
+  }
+  if (addresses.length === 0) return true;
+  return addresses.some((a) => (!a.internal || allowInternal) && (a.family === `IPv${family}` || (a.family as unknown) === family));
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/**
+ * dns.lookup with a deadline; a late answer is ignored once the deadline fired. Addresses
+ * of a family this machine can reach only through internal interfaces (Nodemailer's
+ * allowInternalNetworkInterfaces) are tried last rather than dropped, so a loopback-only
+ * machine still connects.
+ */
+function lookupWithTimeout(timeoutMs: number, allowInternal: boolean) {
+  return (hostname: string, options: LookupAllOptions | number, callback: LookupCallback): void => {
+    let done = false;
+    const timer = setTimeout(() => {
+      done = true;
+      callback(new SMTPError("ETIMEDOUT", `DNS lookup of ${hostname} timed out after ${timeoutMs} ms`, { command: "CONN", temporary: true }) as unknown as NodeJS.ErrnoException, []);
+    }, timeoutMs);
+    const opts = typeof options === "number" ? { family: options } : options;
+    dnsLookup(hostname, { ...opts, all: true }, (err, addresses) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err) {
+        const wrapped = new SMTPError("EDNS", `DNS lookup of ${hostname} failed: ${err.code ?? err.message}`, { command: "CONN", temporary: true, cause: err });
+        return callback(wrapped as unknown as NodeJS.ErrnoException, []);
+      }
+      const usable = addresses.filter((a) => isFamilyUsable(a.family, allowInternal));
+      const ordered = [...usable, ...addresses.filter((a) => !usable.includes(a))];
+      if ((opts as LookupAllOptions).all) return callback(null, ordered);
+      callback(null, ordered[0]!.address, ordered[0]!.family);
+    });
+  };
+}
+
+/**
+ * Starts connecting and returns the socket at once, with the event that means "ready"
+ * (empty for a socket that is connected already), so the caller applies its own timeout.
+ */
+export function openSocket(options: OpenOptions): { socket: Socket; readyEvent: string } {
+  if (options.connection) return { socket: options.connection, readyEvent: "" };
+  const lookup = lookupWithTimeout(options.dnsTimeout, options.allowInternalNetworkInterfaces) as unknown as net.LookupFunction;
+  const target = { host: unbracket(options.host), port: options.port, localAddress: options.localAddress, lookup };
+  let raw: Socket | undefined;
+  if (options.socket) raw = options.socket.connect(target);
+  if (options.secure) {
+    // tls.connect hands its options to net.connect, which does Happy Eyeballs.
+    const socket = tls.connect({ ...options.tls, ...target, servername: serverName(options), socket: raw, autoSelectFamily: true } as tls.ConnectionOptions);
+    return { socket, readyEvent: "secureConnect" };
+  }
+  return { socket: raw ?? net.connect({ ...target, autoSelectFamily: true }), readyEvent: "connect" };
+}
+
+/** Wraps a live plaintext socket in TLS after STARTTLS's 220 (RFC 3207). */
+export function upgradeSocket(socket: Socket, options: OpenOptions): TLSSocket {
+  return tls.connect({ ...options.tls, socket, host: unbracket(options.host), servername: serverName(options) });
+}

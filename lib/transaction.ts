@@ -1,0 +1,230 @@
+/**
+ * One mail transaction: [RSET] MAIL FROM, RCPT TO..., DATA, body, final reply (RFC 5321
+ * §3.3), pipelined as one group when the server allows it (RFC 2920), and LMTP's one
+ * final reply per accepted recipient (RFC 2033 §4.2).
+ *
+ * The transaction's state only moves forward:
+ *   envelope (commands written, replies read) -> body (after 354: bytes flow through the
+ *   DataEncoder) -> final (terminator sent, waiting for the final reply) -> done | failed.
+ * Every reply of a pipelined group is read before any is acted on, so we always know
+ * whether the server is in DATA mode and whether RSET is needed before the next one.
+ * A body that cannot be completed (source failed, stream destroyed, server answered
+ * early) is never terminated: the connection is closed instead, so no partial message
+ * can be delivered.
+ */
+import type { Socket } from "node:net";
+import type { Envelope, Reply, SendInfo } from "./types.js";
+import { fromReply, replyText, SMTPError, REPLY } from "./errors.js";
+import { prepareEnvelope, type PreparedEnvelope } from "./envelope.js";
+import type { CommandQueue } from "./command-queue.js";
+import { DataEncoder } from "./stages/data-encoder.js";
+import type { SendStream } from "./send-stream.js";
+
+/** What a transaction needs from the connection. */
+export interface TransactionSession {
+  readonly queue: CommandQueue;
+  readonly socket: Socket;
+  readonly extensions: ReadonlyMap<string, string[]>;
+  readonly secure: boolean;
+  readonly lmtp: boolean;
+  /** PIPELINING advertised and not disabled. */
+  readonly canPipeline: boolean;
+  /** The last transaction failed: RSET before the next MAIL. */
+  needsReset: boolean;
+  /** Closes the connection at once with `err` (no terminator, no QUIT). */
+  abort(err: SMTPError): void;
+}
+
+const isPositive = (reply: Reply | undefined): boolean => reply !== undefined && reply.code >= 200 && reply.code < 300;
+
+/** Reads every reply of a written group; a dead connection rejects with its error. */
+async function readAll(replies: Promise<Reply>[]): Promise<Reply[]> {
+  const settled = await Promise.allSettled(replies);
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<Reply>).value);
+}
+
+interface EnvelopeResult {
+  accepted: string[];
+  rejected: string[];
+  rejectedErrors: SMTPError[];
+  /** Set when the envelope failed; the transaction stops here. */
+  error?: SMTPError;
+  /** DATA got 354: the server is in data mode. */
+  dataOpen: boolean;
+}
+
+function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mail: Reply, rcpts: (Reply | undefined)[], data: Reply | undefined): EnvelopeResult {
+  const result: EnvelopeResult = { accepted: [], rejected: [], rejectedErrors: [], dataOpen: data?.code === REPLY.START_MAIL_INPUT };
+  if (reset && !isPositive(reset)) {
+    result.error = fromReply("EPROTOCOL", "RSET before the transaction failed", reset, "RSET");
+    return result;
+  }
+  if (!isPositive(mail)) {
+    result.error = fromReply("EENVELOPE", `MAIL FROM:<${prepared.from}> rejected`, mail, "MAIL FROM");
+    return result;
+  }
+  rcpts.forEach((reply, i) => {
+    const address = prepared.to[i]!;
+    if (isPositive(reply)) result.accepted.push(address);
+    else if (reply) {
+      result.rejected.push(address);
+      result.rejectedErrors.push(fromReply("EENVELOPE", `RCPT TO:<${address}> rejected`, reply, "RCPT TO", { recipient: address }));
+    }
+  });
+  if (result.accepted.length === 0) {
+    const first = result.rejectedErrors[0];
+    result.error = new SMTPError(first?.code === "ECONNECTION" ? "ECONNECTION" : "EENVELOPE", `Can't send mail - all recipients were rejected: ${first?.response ?? ""}`.trim(), {
+      response: first?.response,
+      responseCode: first?.responseCode,
+      enhancedCode: first?.enhancedCode,
+      command: "RCPT TO",
+      temporary: first?.temporary ?? false,
+      rejected: result.rejected,
+      rejectedErrors: result.rejectedErrors,
+    });
+    return result;
+  }
+  if (data && !result.dataOpen) result.error = fromReply("EENVELOPE", "DATA command failed", data, "DATA");
+  return result;
+}
+
+/** MAIL, RCPT... and DATA as one write, then every reply. */
+async function pipelinedEnvelope(session: TransactionSession, prepared: PreparedEnvelope): Promise<EnvelopeResult> {
+  const { queue, socket } = session;
+  socket.cork();
+  const reset = session.needsReset ? queue.send("RSET", "RSET") : undefined;
+  const mail = queue.send("MAIL FROM", prepared.mailLine);
+  const rcpts = prepared.rcptLines.map((line) => queue.send("RCPT TO", line));
+  const data = queue.send("DATA", "DATA");
+  socket.uncork();
+  const replies = await readAll([...(reset ? [reset] : []), mail, ...rcpts, data]);
+  const resetReply = reset ? replies.shift() : undefined;
+  const [mailReply, ...rest] = replies;
+  const dataReply = rest.pop();
+  return judgeEnvelope(prepared, resetReply, mailReply!, rest, dataReply);
+}
+
+/** One command at a time, stopping at the first thing that makes going on pointless. */
+async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope): Promise<EnvelopeResult> {
+  const { queue } = session;
+  const reset = session.needsReset ? await queue.send("RSET", "RSET") : undefined;
+  if (reset && !isPositive(reset)) return judgeEnvelope(prepared, reset, reset, [], undefined);
+  const mail = await queue.send("MAIL FROM", prepared.mailLine);
+  if (!isPositive(mail)) return judgeEnvelope(prepared, reset, mail, [], undefined);
+  const rcpts: Reply[] = [];
+  for (const line of prepared.rcptLines) rcpts.push(await queue.send("RCPT TO", line));
+  if (!rcpts.some(isPositive)) return judgeEnvelope(prepared, reset, mail, rcpts, undefined);
+  const data = await queue.send("DATA", "DATA");
+  return judgeEnvelope(prepared, reset, mail, rcpts, data);
+}
+
+/** Waits for the first of several outcomes of the body phase. */
+type BodyOutcome = { kind: "ended" } | { kind: "aborted"; err: SMTPError } | { kind: "early"; reply: Reply } | { kind: "dead"; err: SMTPError };
+
+/**
+ * Runs one transaction for `stream`. Resolves with the SendInfo (the stream has
+ * finished); rejects with the SMTPError (the stream has been destroyed with it).
+ */
+export async function runTransaction(session: TransactionSession, envelope: Envelope, stream: SendStream, ehlo: string[]): Promise<SendInfo> {
+  try {
+    return await transact(session, envelope, stream, ehlo);
+  } catch (err) {
+    const error = err instanceof SMTPError ? err : new SMTPError("EPROTOCOL", String((err as Error)?.message ?? err), { command: "API", cause: err });
+    stream.fail(error);
+    throw error;
+  }
+}
+
+async function transact(session: TransactionSession, envelope: Envelope, stream: SendStream, ehlo: string[]): Promise<SendInfo> {
+  const prepared = prepareEnvelope(envelope, session);
+  const started = Date.now();
+  const result = session.canPipeline ? await pipelinedEnvelope(session, prepared) : await stepwiseEnvelope(session, prepared);
+  session.needsReset = false;
+
+  if (result.error) {
+    session.needsReset = true;
+    // A server that opened DATA although the envelope failed gets an empty body so the
+    // session leaves data mode; with no valid recipient nothing can be delivered.
+    if (result.dataOpen) {
+      const closing = session.queue.send("DATA", ".");
+      await closing.catch(() => undefined);
+    }
+    throw result.error;
+  }
+
+  const envelopeTime = Date.now() - started;
+  const bodyStarted = Date.now();
+  const expected = session.lmtp ? result.accepted.length : 1;
+  const finals = Array.from({ length: expected }, () => {
+    const reply = session.queue.expect("DATA");
+    reply.catch(() => {});
+    return reply;
+  });
+
+  const encoder = new DataEncoder();
+  // readable-stream's pipe takes any Node Writable; its types only know its own.
+  encoder.pipe(session.socket as unknown as Parameters<DataEncoder["pipe"]>[0], { end: false });
+  stream.attach(encoder);
+
+  const outcome = await new Promise<BodyOutcome>((resolve) => {
+    stream.bodyDone.then(() => resolve({ kind: "ended" }));
+    stream.aborted.then((err) => resolve({ kind: "aborted", err }));
+    finals[0]!.then(
+      (reply) => resolve({ kind: "early", reply }),
+      (err: SMTPError) => resolve({ kind: "dead", err }),
+    );
+  });
+
+  if (outcome.kind !== "ended") {
+    encoder.unpipe(session.socket as unknown as Parameters<DataEncoder["unpipe"]>[0]);
+    encoder.destroy();
+    const err =
+      outcome.kind === "early"
+        ? fromReply("EMESSAGE", "Server replied before the message was complete", outcome.reply, "DATA")
+        : outcome.err;
+    // Without the terminator the server discards what it got; closing is the only way
+    // to leave data mode without delivering a partial message.
+    session.abort(err);
+    throw err;
+  }
+
+  const replies = await readAll(finals);
+  const messageTime = Date.now() - bodyStarted;
+  const info: SendInfo = {
+    accepted: result.accepted,
+    rejected: result.rejected,
+    response: replyText(replies[replies.length - 1]!),
+    envelopeTime,
+    messageTime,
+    messageSize: encoder.bytes,
+    ehlo,
+  };
+  if (result.rejectedErrors.length) info.rejectedErrors = result.rejectedErrors;
+
+  if (session.lmtp) {
+    // RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
+    const delivered: string[] = [];
+    replies.forEach((reply, i) => {
+      const address = result.accepted[i]!;
+      if (isPositive(reply)) delivered.push(address);
+      else {
+        info.rejected.push(address);
+        (info.rejectedErrors ??= []).push(fromReply("EMESSAGE", `Delivery to <${address}> failed`, reply, "DATA", { recipient: address }));
+      }
+    });
+    info.accepted = delivered;
+    if (delivered.length === 0) {
+      session.needsReset = true;
+      const last = replies[replies.length - 1]!;
+      throw fromReply("EMESSAGE", "Message failed for every recipient", last, "DATA", { rejected: info.rejected, rejectedErrors: info.rejectedErrors });
+    }
+  } else if (!isPositive(replies[0])) {
+    session.needsReset = true;
+    throw fromReply("EMESSAGE", "Message failed", replies[0]!, "DATA");
+  }
+
+  stream.complete(info);
+  return info;
+}
