@@ -31,6 +31,7 @@ SMTP_PORT=${INTEROP_SMTP_PORT:-2525}             # like port 25: STARTTLS option
 SUBMISSION_PORT=${INTEROP_SUBMISSION_PORT:-2587} # like 587: STARTTLS required before AUTH/MAIL
 SMTPS_PORT=${INTEROP_SMTPS_PORT:-2465}           # like 465: TLS from the first byte
 SMALL_PORT=${INTEROP_SMALL_PORT:-2526}           # like SMTP_PORT, with a small size limit
+NOPIPE_PORT=${INTEROP_NOPIPE_PORT:-2527}         # like SMTP_PORT, without PIPELINING
 LMTP_PORT=${INTEROP_LMTP_PORT:-2424}             # Dovecot LMTP, plain TCP
 # Postfix counts its own Received header and the envelope against message_size_limit, so
 # the limit sits well above the 64 MiB test message.
@@ -315,6 +316,13 @@ put "$PFX/master.cf" postfix <<EOF
 127.0.0.1:$SMALL_PORT inet n - n - - smtpd
   -o syslog_name=postfix/small
   -o message_size_limit=$SMALL_LIMIT
+# No PIPELINING in EHLO. Input sent ahead where Postfix can tell (before the greeting,
+# after EHLO, message bytes before the 354) is logged as "improper command pipelining" and
+# refused at DATA (503 5.5.0), so tests can prove that the client waits for replies.
+127.0.0.1:$NOPIPE_PORT inet n - n - - smtpd
+  -o syslog_name=postfix/nopipe
+  -o smtpd_discard_ehlo_keywords=pipelining
+  -o smtpd_data_restrictions=reject_unauth_pipelining
 127.0.0.1:$SUBMISSION_PORT inet n - n - - smtpd
   -o syslog_name=postfix/submission
   -o smtpd_tls_security_level=encrypt
@@ -394,16 +402,16 @@ if postfix -c "$PFX" status >/dev/null 2>&1; then
     postfix -c "$PFX" reload </dev/null >/dev/null 2>&1 || { show_logs; die "postfix reload failed"; }
   fi
 else
-  for p in "$SMTP_PORT" "$SMALL_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT"; do
+  for p in "$SMTP_PORT" "$SMALL_PORT" "$NOPIPE_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT"; do
     port_open "$p" && die "port $p is already in use by something else"
   done
   postfix -c "$PFX" start </dev/null >/dev/null 2>&1 || { show_logs; die "postfix failed to start"; }
 fi
-wait_ports 20 "$SMTP_PORT" "$SMALL_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT" ||
+wait_ports 20 "$SMTP_PORT" "$SMALL_PORT" "$NOPIPE_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT" ||
   { show_logs; die "postfix ports did not open"; }
 # An open port is not enough: wait for the 220 greeting (the TLS port is only probed open,
 # which logs a harmless "lost connection" in postfix.log).
-for p in "$SMTP_PORT" "$SMALL_PORT" "$SUBMISSION_PORT" "$LMTP_PORT"; do
+for p in "$SMTP_PORT" "$SMALL_PORT" "$NOPIPE_PORT" "$SUBMISSION_PORT" "$LMTP_PORT"; do
   g=$(greeting "$p"); case $g in 220*) ;; *) show_logs; die "port $p: unexpected greeting '$g'" ;; esac
 done
 log "servers up in $(secs "$t1")s (whole script $(secs "$t0")s)"
@@ -417,6 +425,7 @@ log "servers up in $(secs "$t1")s (whole script $(secs "$t0")s)"
   emit INTEROP_HOSTNAME "$MX"
   emit INTEROP_SMTP_PORT "$SMTP_PORT"
   emit INTEROP_SMALL_PORT "$SMALL_PORT"
+  emit INTEROP_NOPIPE_PORT "$NOPIPE_PORT"
   emit INTEROP_SUBMISSION_PORT "$SUBMISSION_PORT"
   emit INTEROP_SMTPS_PORT "$SMTPS_PORT"
   emit INTEROP_LMTP_PORT "$LMTP_PORT"
