@@ -3,8 +3,16 @@
  * envelope of each transaction, the exact message bytes after smtp-server's own DATA
  * reader (dot-stuffing undone), and every command line in order. Tests assert on these.
  */
-import { SMTPServer, type SMTPServerOptions, type SMTPServerSession, type SMTPServerAddress } from "smtp-server";
-import type { AddressInfo } from "node:net";
+import {
+  SMTPServer,
+  type SMTPServerAuthentication,
+  type SMTPServerAuthenticationResponse,
+  type SMTPServerOptions,
+  type SMTPServerSession,
+  type SMTPServerAddress,
+} from "smtp-server";
+import type { AddressInfo, Socket } from "node:net";
+import { getCerts, type KeyPair } from "./certs.js";
 
 export interface ReceivedMessage {
   from: string;
@@ -19,9 +27,21 @@ export interface TestServer {
   port: number;
   server: SMTPServer;
   messages: ReceivedMessage[];
-  /** Every command line the server read, in order (as smtp-server logs them). */
+  /** Every command line the server read, in order, also those sent over TLS (as smtp-server logs them). */
   commands: string[];
+  /** Every AUTH attempt that reached onAuth, in order. */
+  auths: AuthAttempt[];
   close(): Promise<void>;
+}
+
+export interface AuthAttempt {
+  /** "PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"... */
+  method: string;
+  username: string;
+  /** Whether it was accepted. */
+  ok: boolean;
+  /** Whether the session was over TLS at the time. */
+  secure: boolean;
 }
 
 export interface TestServerOptions extends SMTPServerOptions {
@@ -35,21 +55,66 @@ export interface TestServerOptions extends SMTPServerOptions {
   /** Do not keep message bytes (for huge messages); a hash function may be given instead. */
   onChunk?: (chunk: Buffer) => void;
   keepData?: boolean;
+  /**
+   * Offer STARTTLS with this key pair, or with the CA-signed localhost certificate of
+   * getCerts() when true (clients then need `tls: { ca: getCerts().ca }`). Default false.
+   * With `secure: true` (implicit TLS) and no `key`/`cert`, that certificate is used too.
+   */
+  starttls?: boolean | KeyPair;
+  /**
+   * Accept AUTH for these users: name → password (for XOAUTH2, the access token);
+   * anything else is refused with 535 5.7.8. Unless given, also sets `authMethods` to
+   * PLAIN, LOGIN, CRAM-MD5 and XOAUTH2 and `allowInsecureAuth` to true (the client, not
+   * the server, is under test). An explicit `onAuth` takes precedence.
+   */
+  users?: Record<string, string>;
 }
 
 export async function startServer(options: TestServerOptions = {}): Promise<TestServer> {
   const messages: ReceivedMessage[] = [];
   const commands: string[] = [];
-  const { refuseRecipients = [], refuseSenders = [], slowReadMs, slowEvery = 1 << 20, onChunk, keepData = true, ...serverOptions } = options;
+  const auths: AuthAttempt[] = [];
+  const { refuseRecipients = [], refuseSenders = [], slowReadMs, slowEvery = 1 << 20, onChunk, keepData = true, starttls = false, users, ...serverOptions } = options;
+  const implicitTls = Boolean(serverOptions.secure && !serverOptions.needsUpgrade && !serverOptions.secured);
+  // smtp-server's built-in certificate would fail verification, which stays on in tests.
+  const certificate = typeof starttls === "object" ? starttls : starttls || (implicitTls && !serverOptions.key && !serverOptions.cert) ? getCerts().server : undefined;
+  function onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void): void {
+    const record = (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse): void => {
+      auths.push({ method: auth.method, username: auth.username ?? "", ok: !err && Boolean(response?.user), secure: Boolean(session.secure) });
+      callback(err, response);
+    };
+    if (serverOptions.onAuth) return serverOptions.onAuth(auth, session, record);
+    const expected = users && auth.username !== undefined ? users[auth.username] : undefined;
+    const ok =
+      expected !== undefined &&
+      (auth.method === "XOAUTH2" ? auth.accessToken === expected : auth.method === "CRAM-MD5" ? auth.validatePassword(expected) : auth.password === expected);
+    if (ok) return record(null, { user: auth.username });
+    // XOAUTH2 fails as Gmail does: a 334 challenge with an error status, then 535.
+    if (auth.method === "XOAUTH2") return record(null, { data: { status: "401", schemes: "bearer", scope: "https://mail.example.test/" } });
+    record(Object.assign(new Error("5.7.8 Authentication credentials invalid"), { responseCode: 535 }));
+  }
+
   const server = new SMTPServer({
     authOptional: true,
-    disabledCommands: ["STARTTLS"],
+    disabledCommands: starttls ? [] : ["STARTTLS"],
     logger: false,
     disableReverseLookup: true,
     // smtp-server hides these by default; real MTAs offer them, and the tests check them.
     hideDSN: false,
     hideENHANCEDSTATUSCODES: false,
+    ...(certificate ? { key: certificate.key, cert: certificate.cert } : {}),
+    ...(users ? { authMethods: ["PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"], allowInsecureAuth: true } : {}),
     ...serverOptions,
+    onSecure(socket: Socket, session: SMTPServerSession, callback: (err?: Error | null) => void) {
+      // Listen only after smtp-server has piped the TLS socket to its parser (it does so
+      // in this callback), so that no command reaches our listener alone.
+      const done = (err?: Error | null): void => {
+        callback(err);
+        if (!err) recordCommands(socket);
+      };
+      if (serverOptions.onSecure) return serverOptions.onSecure(socket, session, done);
+      done();
+    },
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
       if (refuseSenders.includes(address.address)) {
         const err = Object.assign(new Error("5.7.1 Sender refused"), { responseCode: 550 });
@@ -99,13 +164,16 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
         callback(null, "2.0.0 Ok: queued");
       });
     },
+    // Without `users` or an onAuth of the test's own, smtp-server's default (refuse all) stays.
+    ...(users || serverOptions.onAuth ? { onAuth } : {}),
   });
   server.on("error", () => {
     /* a client reset during a fault test is not a server failure */
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.server.address() as AddressInfo).port;
-  server.server.on("connection", (socket) => {
+
+  function recordCommands(socket: Socket): void {
     let pending = "";
     socket.on("data", (chunk: Buffer) => {
       // Record only command lines; DATA bodies are long and recorded in messages.
@@ -118,12 +186,16 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
         if (/^(EHLO|HELO|LHLO|MAIL|RCPT|DATA|RSET|QUIT|NOOP|AUTH|STARTTLS|BDAT)\b/i.test(line)) commands.push(line);
       }
     });
-  });
+  }
+  // The cleartext part of each session; after STARTTLS smtp-server drops this listener
+  // and onSecure records from the TLS socket. Under implicit TLS only onSecure records.
+  if (!implicitTls) server.server.on("connection", recordCommands);
   return {
     port,
     server,
     messages,
     commands,
+    auths,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
