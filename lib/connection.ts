@@ -12,7 +12,7 @@ import os from "node:os";
 import net, { type Socket } from "node:net";
 import type { Readable } from "node:stream";
 import type { AuthCredentials, Callback, Envelope, Reply, SendInfo, SMTPConnectionOptions } from "./types.js";
-import { badInput, fromReply, fromSocketError, replyText, SMTPError, REPLY } from "./errors.js";
+import { badInput, fromReply, fromSocketError, greetingTimeoutError, plaintextServerError, replyText, SMTPError, REPLY, tlsServerError } from "./errors.js";
 import { CommandQueue } from "./command-queue.js";
 import { LineSplitter } from "./stages/line-splitter.js";
 import { ReplyDecoder } from "./stages/reply-decoder.js";
@@ -82,7 +82,6 @@ export class SMTPConnection extends EventEmitter {
   #fatal: SMTPError | undefined;
   #needsReset = false;
   #upgradeReady = false;
-  #upgrading = false;
   #quitting = false;
   #errorEmitted = false;
   #activeOps = 0;
@@ -188,8 +187,10 @@ export class SMTPConnection extends EventEmitter {
     return {
       host: this.host,
       port: this.port,
-      secure: this.secure && !o.connection,
-      servername: o.servername,
+      // A `connection` is wrapped in TLS here unless the caller says it is TLS already.
+      secure: this.secure && !(o.connection && o.secured),
+      // Nodemailer's order: servername, then tls.servername, then host.
+      servername: o.servername ?? o.tls?.servername,
       localAddress: o.localAddress,
       tls: o.tls,
       socket: o.socket,
@@ -221,13 +222,7 @@ export class SMTPConnection extends EventEmitter {
   async #handshake(): Promise<void> {
     try {
       checkClientName(this.name);
-      const { socket, readyEvent } = openSocket(this.#openOptions());
-      this.#wire(socket);
-      if (readyEvent) await this.#within(this.#timeout("connectionTimeout"), "Connection timeout", new Promise((resolve) => socket.once(readyEvent, resolve)));
-      socket.setTimeout(this.#timeout("socketTimeout"));
-      this.#transcript.info(`Connection established to ${socket.remoteAddress}:${socket.remotePort}`);
-      await this.#within(this.#timeout("greetingTimeout"), "Greeting never received", readGreeting(this.#queue));
-      await this.#hello();
+      await this.#open();
       await this.#applyTlsPolicy();
       this.#state = "ready";
     } catch (err) {
@@ -236,6 +231,33 @@ export class SMTPConnection extends EventEmitter {
       throw this.#fatal ?? error;
     }
     this.emit("connect");
+  }
+
+  /** Opens the transport (TCP, implicit TLS or the caller's socket), reads the greeting, says EHLO. */
+  async #open(): Promise<void> {
+    const { socket, readyEvent } = openSocket(this.#openOptions());
+    this.#wire(socket);
+    if (readyEvent === "secureConnect") {
+      // Implicit TLS against a plaintext port: OpenSSL reads the "220" greeting as a broken
+      // TLS record. Say which option is wrong rather than quote OpenSSL.
+      const onMismatch = (err: unknown) => {
+        const mismatch = plaintextServerError(err, this.port);
+        if (mismatch) this.#teardown(mismatch);
+      };
+      socket.prependListener("error", onMismatch);
+      socket.once("secureConnect", () => socket.off("error", onMismatch));
+    } else if (!this.secure) {
+      // And the other way round: a TLS record (0x16 handshake, 0x15 alert) where "220" belongs.
+      socket.prependOnceListener("data", (chunk: Buffer) => {
+        if (chunk[0] === 0x16 || chunk[0] === 0x15) this.#teardown(tlsServerError(this.port));
+      });
+    }
+    if (readyEvent) await this.#within(this.#timeout("connectionTimeout"), "Connection timeout", new Promise((resolve) => socket.once(readyEvent, resolve)));
+    socket.setTimeout(this.#timeout("socketTimeout"));
+    this.#transcript.info(`Connection established to ${socket.remoteAddress}:${socket.remotePort}`);
+    const greetingTimeout = this.#timeout("greetingTimeout");
+    await this.#within(greetingTimeout, () => greetingTimeoutError(this.port, greetingTimeout, this.secure), readGreeting(this.#queue));
+    await this.#hello();
   }
 
   async #hello(): Promise<void> {
@@ -249,12 +271,30 @@ export class SMTPConnection extends EventEmitter {
     const decision = decideStartTls({ ...this.options, secure: this.secure }, this.#extensions);
     if (decision === "fail") throw startTlsNotOffered();
     if (decision === "skip") return;
+    const opportunistic = Boolean(this.options.opportunisticTLS && !this.options.requireTLS);
     const reply = await this.#queue.send("STARTTLS", "STARTTLS");
     if (reply.code !== REPLY.SERVICE_READY) {
-      if (this.options.opportunisticTLS && !this.options.requireTLS) return this.#hello();
+      if (opportunistic) return this.#hello();
       throw fromReply("ETLS", "STARTTLS failed", reply, "STARTTLS");
     }
-    await this.#upgrade();
+    // NO STARTTLS (USENIX Security 2021): bytes sent before the TLS handshake could be
+    // read as replies of the encrypted session. An honest server sends none, so any is
+    // an attack: fail rather than just discard, whatever the policy.
+    if (this.#hasUnreadInput(this.#wiring!)) throw this.#injection();
+    const failure = await this.#upgrade().then(
+      () => undefined,
+      (err: SMTPError) => err,
+    );
+    if (failure) {
+      // A failed handshake leaves the TCP connection unusable, so opportunisticTLS goes on
+      // without TLS on a new connection that does not ask for STARTTLS again. Not on a
+      // socket the caller handed us (we cannot open another), nor once closed or timed out.
+      if (!opportunistic || this.#state === "closed" || this.options.connection || this.options.socket) throw failure;
+      this.#transcript.info(`${failure.message}; going on without TLS on a new connection (opportunisticTLS)`);
+      const failed = this.#wiring!;
+      for (const stream of [failed.socket, failed.splitter, failed.decoder]) stream.destroy();
+      return this.#open();
+    }
     // RFC 3207 §4.2: forget everything learned in plaintext.
     await this.#hello();
   }
@@ -271,19 +311,38 @@ export class SMTPConnection extends EventEmitter {
     );
   }
 
+  /**
+   * The TLS handshake after STARTTLS's 220. The TLS socket is wired to the session only
+   * once the handshake (certificate check included) succeeded; until then a failure is
+   * the upgrade's, rejected as ETLS with Node's error as `cause`, and the plaintext wiring
+   * is left for the caller to tear down.
+   */
   async #upgrade(): Promise<void> {
     const plain = this.#wiring!;
-    // NO STARTTLS (USENIX Security 2021): bytes sent before the TLS handshake could be
-    // read as replies of the encrypted session. An honest server sends none, so any is
-    // an attack: fail rather than just discard.
-    if (this.#hasUnreadInput(plain)) throw this.#injection();
     plain.detach();
-    this.#upgrading = true;
-    const secured = upgradeSocket(plain.socket, this.#openOptions());
-    this.#wire(secured);
-    await this.#within(this.#timeout("connectionTimeout"), "TLS handshake timeout", new Promise((resolve) => secured.once("secureConnect", resolve)));
-    this.#upgrading = false;
     this.#upgradeReady = false;
+    const secured = upgradeSocket(plain.socket, this.#openOptions());
+    let fail!: (err: unknown) => void;
+    const handshake = new Promise<void>((resolve, reject) => {
+      fail = reject;
+      secured.once("secureConnect", resolve);
+    });
+    const onClose = () => fail(new Error("The server closed the connection during the TLS handshake"));
+    secured.on("error", fail);
+    secured.once("close", onClose);
+    try {
+      await this.#within(this.#timeout("connectionTimeout"), "TLS handshake timeout", handshake);
+    } catch (err) {
+      secured.on("error", () => {});
+      secured.destroy();
+      if (this.#fatal) throw this.#fatal;
+      const error = fromSocketError(err, "STARTTLS", "ETLS");
+      throw error.code === "ETLS" ? error : new SMTPError("ETLS", `TLS handshake after STARTTLS failed: ${error.message}`, { command: "STARTTLS", temporary: true, cause: err });
+    } finally {
+      secured.off("error", fail);
+      secured.off("close", onClose);
+    }
+    this.#wire(secured);
     this.secure = true;
     secured.setTimeout(this.#timeout("socketTimeout"));
   }
@@ -298,7 +357,7 @@ export class SMTPConnection extends EventEmitter {
     const decoder = new ReplyDecoder();
     const onReply = (reply: Reply) => this.#onReply(reply);
     const onStageError = (err: unknown) => this.#teardown(fromSocketError(err, this.#queue.head ?? "CONN", "EPROTOCOL"));
-    const onSocketError = (err: unknown) => this.#teardown(fromSocketError(err, this.#queue.head ?? "CONN", this.#upgrading ? "ETLS" : "ESOCKET"));
+    const onSocketError = (err: unknown) => this.#teardown(fromSocketError(err, this.#queue.head ?? "CONN", "ESOCKET"));
     const onClose = () => this.#onServerClosed();
     const onTimeout = () => this.#teardown(new SMTPError("ETIMEDOUT", "Timeout: no activity on the connection", { command: this.#queue.head ?? "CONN", temporary: true }));
     socket.pipe(splitter).pipe(decoder);
@@ -330,9 +389,10 @@ export class SMTPConnection extends EventEmitter {
 
   #onReply(reply: Reply): void {
     if (this.#state === "closed") return;
+    // A reply after STARTTLS's 220 is forged: it must not even become lastServerResponse.
+    if (this.#upgradeReady) return this.#teardown(this.#injection());
     this.lastServerResponse = replyText(reply);
     for (const line of this.lastServerResponse.split("\n")) this.#transcript.server(line);
-    if (this.#upgradeReady) return this.#teardown(this.#injection());
     const command = this.#queue.head;
     if (reply.code === REPLY.SERVICE_NOT_AVAILABLE && !this.#quitting) {
       return this.#teardown(fromReply("ECONNECTION", "Server is closing the connection", reply, command ?? "CONN"));
@@ -351,7 +411,7 @@ export class SMTPConnection extends EventEmitter {
     if (this.#state === "closed") return;
     if (this.#quitting) return this.#teardown();
     const command = this.#queue.head ?? "CONN";
-    this.#teardown(new SMTPError(this.#upgrading ? "ETLS" : "ECONNECTION", "Connection closed unexpectedly", { command, temporary: true }));
+    this.#teardown(new SMTPError("ECONNECTION", "Connection closed unexpectedly", { command, temporary: true }));
   }
 
   #writeLine(line: string, logAs?: string): void {
@@ -398,7 +458,7 @@ export class SMTPConnection extends EventEmitter {
       set needsReset(value: boolean) {
         connection.#needsReset = value;
       },
-      abort: (err) => this.#teardown(err),
+      abort: (err) => this.#teardown(err, { reported: true }),
     };
   }
 
@@ -464,9 +524,11 @@ export class SMTPConnection extends EventEmitter {
 
   // ---- timers and teardown ---------------------------------------------------------
 
-  /** Races `work` against a timer that fails the whole connection with ETIMEDOUT. */
-  async #within<T>(ms: number, message: string, work: Promise<T>): Promise<T> {
-    const timer = setTimeout(() => this.#teardown(new SMTPError("ETIMEDOUT", message, { command: this.#queue.head ?? "CONN", temporary: true })), ms);
+  /** Races `work` against a timer that fails the whole connection with ETIMEDOUT (or the error `timedOut` makes). */
+  async #within<T>(ms: number, timedOut: string | (() => SMTPError), work: Promise<T>): Promise<T> {
+    const onTimeout = () =>
+      typeof timedOut === "function" ? timedOut() : new SMTPError("ETIMEDOUT", timedOut, { command: this.#queue.head ?? "CONN", temporary: true });
+    const timer = setTimeout(() => this.#teardown(onTimeout()), ms);
     this.#timers.add(timer);
     try {
       return await Promise.race([work, this.#whenDead]);
@@ -489,11 +551,12 @@ export class SMTPConnection extends EventEmitter {
   /**
    * The one way a connection ends: mark closed, clear timers, fail every pending and
    * queued operation with `err` (ECONNECTION when closed on purpose), destroy the socket,
-   * emit `error` at most once and `end` once.
+   * emit `error` at most once and `end` once. `reported` means the operation that chose to
+   * close has already reported the failure, so no `error` event repeats it.
    */
-  #teardown(err?: SMTPError): void {
+  #teardown(err?: SMTPError, { reported = false } = {}): void {
     if (this.#state === "closed") return;
-    const hadReceivers = this.#queue.size > 0 || this.#activeOps > 0;
+    const hadReceivers = reported || this.#queue.size > 0 || this.#activeOps > 0;
     this.#state = "closed";
     this.#fatal = err ?? new SMTPError("ECONNECTION", "Connection closed", { command: "API", temporary: false });
     for (const timer of this.#timers) clearTimeout(timer);
@@ -509,7 +572,7 @@ export class SMTPConnection extends EventEmitter {
     }
     if (err) this.#transcript.error(`${err.code}: ${err.message}`);
     process.nextTick(() => {
-      if (err && !this.#errorEmitted && (this.listenerCount("error") > 0 || !hadReceivers)) {
+      if (err && !reported && !this.#errorEmitted && (this.listenerCount("error") > 0 || !hadReceivers)) {
         this.#errorEmitted = true;
         this.emit("error", err);
       }

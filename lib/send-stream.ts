@@ -39,6 +39,7 @@ export class SendStream extends Writable {
   #bodyEnded!: () => void;
   #aborted!: (err: SMTPError) => void;
   #settled = false;
+  #abortReason: SMTPError | undefined;
   /** Resolves when the whole body, terminator included, has been handed to the socket. */
   readonly bodyDone: Promise<void>;
   /** Resolves with the reason when the stream is destroyed before the message completed. */
@@ -82,11 +83,17 @@ export class SendStream extends Writable {
         err instanceof SMTPError
           ? err
           : new SMTPError("ESTREAM", err ? `Message source failed: ${err.message}` : "Message stream was destroyed before end()", { command: "DATA", temporary: false, cause: err ?? undefined });
+      this.#abortReason = reason;
       this.#aborted(reason);
       done(err ? reason : null);
       return;
     }
     done(err);
+  }
+
+  /** Why the stream was destroyed before the message completed, if it was. */
+  get abortReason(): SMTPError | undefined {
+    return this.#abortReason;
   }
 
   /** Called by the transaction at 354: the body may flow now. */

@@ -31,7 +31,10 @@ export interface TransactionSession {
   readonly canPipeline: boolean;
   /** The last transaction failed: RSET before the next MAIL. */
   needsReset: boolean;
-  /** Closes the connection at once with `err` (no terminator, no QUIT). */
+  /**
+   * Closes the connection at once (no terminator, no QUIT); pending and queued operations
+   * fail with `err`. The caller reports its own failure, so no `error` event follows.
+   */
   abort(err: SMTPError): void;
 }
 
@@ -139,6 +142,8 @@ export async function runTransaction(session: TransactionSession, envelope: Enve
 
 async function transact(session: TransactionSession, envelope: Envelope, stream: SendStream, ehlo: string[]): Promise<SendInfo> {
   const prepared = prepareEnvelope(envelope, session);
+  // Destroyed while queued behind other sends: nothing was written, nothing to undo.
+  if (stream.abortReason) throw stream.abortReason;
   const started = Date.now();
   const result = session.canPipeline ? await pipelinedEnvelope(session, prepared) : await stepwiseEnvelope(session, prepared);
   session.needsReset = false;
@@ -185,8 +190,13 @@ async function transact(session: TransactionSession, envelope: Envelope, stream:
         ? fromReply("EMESSAGE", "Server replied before the message was complete", outcome.reply, "DATA")
         : outcome.err;
     // Without the terminator the server discards what it got; closing is the only way
-    // to leave data mode without delivering a partial message.
-    session.abort(err);
+    // to leave data mode without delivering a partial message. Sends queued behind this
+    // one fail with ECONNECTION: the stream's own error is not theirs.
+    session.abort(
+      outcome.kind === "dead"
+        ? err
+        : new SMTPError("ECONNECTION", `Connection closed because the message in progress could not be completed: ${err.message}`, { command: "DATA", temporary: true, cause: err }),
+    );
     throw err;
   }
 
