@@ -119,9 +119,12 @@ const NETWORK_CODES: Record<string, SMTPErrorCode> = {
 export function fromSocketError(err: unknown, command = "CONN", fallback: SMTPErrorCode = "ESOCKET"): SMTPError {
   if (err instanceof SMTPError) return err;
   const nodeCode = (err as { code?: unknown })?.code;
-  const message = err instanceof Error ? err.message : String(err);
+  let message = err instanceof Error ? err.message : String(err);
   let code: SMTPErrorCode = typeof nodeCode === "string" && nodeCode in NETWORK_CODES ? NETWORK_CODES[nodeCode]! : fallback;
-  if (isTlsError(err)) code = "ETLS";
+  if (isTlsError(err)) {
+    code = "ETLS";
+    message = tlsMessage(err, message);
+  }
   return new SMTPError(code, message, { command, temporary: code !== "ETLS", cause: err });
 }
 
@@ -130,6 +133,59 @@ function isTlsError(err: unknown): boolean {
   if (e?.library === "SSL routines") return true;
   if (typeof e?.code !== "string") return false;
   return /^ERR_SSL_|^ERR_TLS_|CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|HOSTNAME_MISMATCH|ERR_OSSL_/.test(e.code);
+}
+
+/**
+ * An OpenSSL error's message is its internal trace ("8020...:error:0A00010B:SSL
+ * routines:ssl3_get_record:wrong version number:../deps/..."); its `reason` is what a
+ * person needs. Certificate errors from Node already read well and keep their message.
+ */
+function tlsMessage(err: unknown, message: string): string {
+  const e = err as { code?: unknown; library?: unknown; reason?: unknown };
+  const text = e.library === "SSL routines" && typeof e.reason === "string" ? e.reason : message.trim();
+  return `TLS failed: ${text}${typeof e.code === "string" ? ` (${e.code})` : ""}`;
+}
+
+/** OpenSSL's ways of saying the peer answered in plaintext: it read "220 ..." as a TLS record. */
+const PLAINTEXT_ANSWER = new Set(["ERR_SSL_WRONG_VERSION_NUMBER", "ERR_SSL_PACKET_LENGTH_TOO_LONG", "ERR_SSL_HTTP_REQUEST", "ERR_SSL_RECORD_LAYER_FAILURE"]);
+
+/**
+ * Implicit TLS (`secure: true`) against a server that speaks plaintext first (a
+ * submission or MX port): the message says which option to change, instead of quoting
+ * OpenSSL's "wrong version number". Undefined when `err` is some other TLS failure.
+ */
+export function plaintextServerError(err: unknown, port: number): SMTPError | undefined {
+  const nodeCode = (err as { code?: unknown })?.code;
+  if (typeof nodeCode !== "string" || !PLAINTEXT_ANSWER.has(nodeCode)) return undefined;
+  return new SMTPError(
+    "ETLS",
+    `Implicit TLS (secure: true) failed: the server on port ${port} answered in plaintext (${nodeCode}). It expects STARTTLS: set secure: false (ports 587 and 25), or connect to its implicit-TLS port (465)`,
+    { command: "CONN", temporary: false, cause: err },
+  );
+}
+
+/**
+ * A plaintext client talking to an implicit-TLS port: the server answered with a TLS
+ * record (an alert) where the "220" greeting should be.
+ */
+export function tlsServerError(port: number): SMTPError {
+  return new SMTPError("ETLS", `The server on port ${port} sent TLS bytes instead of a greeting: it expects TLS from the first byte (implicit TLS). Set secure: true`, {
+    command: "CONN",
+    temporary: false,
+  });
+}
+
+/**
+ * No greeting in time. A server that expects implicit TLS waits in silence for the
+ * client's TLS hello, so for a plaintext client the message says so: on port 465 that is
+ * the diagnosis (ETLS), elsewhere a hint next to the timeout.
+ */
+export function greetingTimeoutError(port: number, timeoutMs: number, secure: boolean): SMTPError {
+  if (!secure && port === 465) {
+    return new SMTPError("ETLS", `No greeting within ${timeoutMs} ms: port 465 expects TLS from the first byte (implicit TLS). Set secure: true`, { command: "CONN", temporary: false });
+  }
+  const hint = secure ? "" : ". If the server expects TLS from the first byte (implicit TLS, usually port 465), set secure: true";
+  return new SMTPError("ETIMEDOUT", `Greeting never received within ${timeoutMs} ms${hint}`, { command: "CONN", temporary: true });
 }
 
 /** Bad input from the caller: refused before anything is written, never temporary. */

@@ -75,7 +75,10 @@ export async function sayHello(queue: CommandQueue, name: string, lmtp: boolean)
 export type TlsDecision = "upgrade" | "skip" | "fail";
 
 export function decideStartTls(options: { secure: boolean; ignoreTLS?: boolean; requireTLS?: boolean }, extensions: Extensions): TlsDecision {
-  if (options.secure || options.ignoreTLS) return "skip";
+  if (options.secure) return "skip";
+  // requireTLS wins over ignoreTLS (as in Nodemailer): a contradictory configuration must
+  // never fall back to plaintext quietly.
+  if (options.ignoreTLS && !options.requireTLS) return "skip";
   if (extensions.has("STARTTLS")) return "upgrade";
   return options.requireTLS ? "fail" : "skip";
 }

@@ -89,7 +89,12 @@ function lookupWithTimeout(timeoutMs: number, allowInternal: boolean) {
  * (empty for a socket that is connected already), so the caller applies its own timeout.
  */
 export function openSocket(options: OpenOptions): { socket: Socket; readyEvent: string } {
-  if (options.connection) return { socket: options.connection, readyEvent: "" };
+  if (options.connection) {
+    // A `connection` with `secure` (and not `secured`) gets its TLS handshake here, as in
+    // Nodemailer: trusting it as encrypted would send credentials in cleartext.
+    if (options.secure) return { socket: upgradeSocket(options.connection, options), readyEvent: "secureConnect" };
+    return { socket: options.connection, readyEvent: "" };
+  }
   const lookup = lookupWithTimeout(options.dnsTimeout, options.allowInternalNetworkInterfaces) as unknown as net.LookupFunction;
   const target = { host: unbracket(options.host), port: options.port, localAddress: options.localAddress, lookup };
   let raw: Socket | undefined;
