@@ -102,6 +102,20 @@ test("plays a greeting and EHLO answer and records the commands", async () => {
   await server.close();
 });
 
+test("input sent just before the client closed still satisfies the script; later sends are skipped", async () => {
+  const server = await startFaultServer([{ send: "220 hi\r\n" }, { expect: /^EHLO/ }, { send: "250 ok\r\n" }, { expect: "QUIT" }, { send: "221 bye\r\n" }]);
+  const client = await connectTo(server);
+  await client.until(/\r\n/);
+  client.socket.end("EHLO a\r\nQUIT\r\n");
+  await client.closed();
+  const connection = await server.connection();
+  await connection.done;
+  assert.equal(connection.commands, ["EHLO a", "QUIT"]);
+  assert.ok(connection.scriptDone);
+  assert.is(connection.stoppedAt, undefined);
+  await server.close();
+});
+
 test("ehloReply ends with the last keyword after a space", () => {
   assert.is(ehloReply([]), "250 fault.example.test\r\n");
   assert.is(ehloReply(["8BITMIME"], "mx.example.test"), "250-mx.example.test\r\n250 8BITMIME\r\n");

@@ -82,7 +82,10 @@ export type Step =
 /** A script for every connection, or a function giving the script of connection `index` (0-based). */
 export type Script = Step[] | ((index: number) => Step[]);
 
-/** What the fault server saw on one connection. */
+/**
+ * What the fault server saw on one connection. Everything is kept in memory, so keep
+ * messages small here; huge ones belong to startServer({ keepData: false }).
+ */
 export interface FaultConnection {
   /** 0-based, in order of arrival. */
   readonly index: number;
@@ -105,9 +108,13 @@ export interface FaultConnection {
   readonly tlsError: Error | undefined;
   /** The last socket error (e.g. ECONNRESET from the client). */
   readonly socketError: Error | undefined;
-  /** True when every step has run (a `stall` or `reset` step counts as the end). */
+  /**
+   * True when every step has run (a `stall` or `reset` step counts as the end). Input
+   * already received is still read after the client closed; sends to a closed socket are
+   * skipped, waits and slow sends stop the script.
+   */
   readonly scriptDone: boolean;
-  /** The index of the step the script was at when the connection closed, if it had not finished. */
+  /** The index of the step where the script stopped without finishing (connection closed, mismatch, TLS failure). */
   readonly stoppedAt: number | undefined;
   /** True once the socket has closed. */
   readonly closed: boolean;
@@ -234,6 +241,8 @@ class Connection implements FaultConnection {
   #pending: Buffer = EMPTY;
   /** While the script is not consuming input (finished or stalled), lines go straight to `commands`. */
   #idle = false;
+  /** Between the start of an `upgradeTls` step and the end of its handshake. */
+  #upgrading = false;
   #wake: (() => void) | undefined;
   #abort = new AbortController();
   #resolveDone!: () => void;
@@ -251,12 +260,13 @@ class Connection implements FaultConnection {
   }
 
   #resolveClosed!: () => void;
+  // The script goes on with what is already buffered: a client that sends QUIT and
+  // closes at once still satisfies `expect: "QUIT"`. Sends after that are skipped.
   #markClosed = (): void => {
     if (this.closed) return;
     this.closed = true;
     this.#abort.abort();
     this.#wake?.();
-    if (!this.#inData) this.#drainLines();
     this.#resolveClosed();
   };
 
@@ -283,19 +293,18 @@ class Connection implements FaultConnection {
     let at = 0;
     try {
       for (; at < steps.length; at++) {
-        if (this.closed) throw new ConnectionClosed();
         const finished = await this.#step(steps[at]!, at);
         if (finished) break;
       }
       this.scriptDone = true;
     } catch (err) {
-      if (!(err instanceof ConnectionClosed) && !this.#abort.signal.aborted) {
+      if (!(err instanceof ConnectionClosed) && !this.closed) {
         this.#fail(at, `threw ${err instanceof Error ? err.message : String(err)}`);
       }
       if (!this.scriptDone) this.stoppedAt = at;
     } finally {
       this.#idle = true;
-      if (!this.closed) this.#drainLines();
+      this.#drainLines();
       this.#resolveDone();
     }
   }
@@ -388,51 +397,44 @@ class Connection implements FaultConnection {
     }
   }
 
-  #inData = false;
-
   async #readData(closeAfter: number | undefined): Promise<void> {
-    this.#inData = true;
     const chunks: Buffer[] = [];
     let total = 0;
     // The body starts at the beginning of a line, as if after "\r\n"; keep the last four
     // bytes seen so a terminator split across chunks is still found, in linear time.
     let tail = Buffer.from("\r\n");
-    try {
-      for (;;) {
-        if (this.#pending.length === 0) {
-          if (this.closed) {
-            this.data.push(Buffer.concat(chunks));
-            throw new ConnectionClosed();
-          }
-          await this.#waitForInput();
-          continue;
-        }
-        let chunk = this.#pending;
-        this.#pending = EMPTY;
-        const window = Buffer.concat([tail, chunk]);
-        const found = window.indexOf(TERMINATOR);
-        let end = found >= 0 ? found + TERMINATOR.length - tail.length : chunk.length;
-        // Cut once `closeAfter` bytes arrived, unless the terminator came within them.
-        const cut = closeAfter !== undefined && (found < 0 ? total + end >= closeAfter : total + end > closeAfter);
-        if (cut) end = Math.max(0, closeAfter - total);
-        if (end < chunk.length) this.#pending = chunk.subarray(end);
-        chunk = chunk.subarray(0, end);
-        chunks.push(chunk);
-        total += chunk.length;
-        if (cut) {
-          this.#pending = EMPTY;
+    for (;;) {
+      if (this.#pending.length === 0) {
+        if (this.closed) {
           this.data.push(Buffer.concat(chunks));
-          this.destroy();
           throw new ConnectionClosed();
         }
-        if (found >= 0) {
-          this.data.push(Buffer.concat(chunks));
-          return;
-        }
-        tail = window.subarray(Math.max(0, window.length - 4));
+        await this.#waitForInput();
+        continue;
       }
-    } finally {
-      this.#inData = false;
+      let chunk = this.#pending;
+      this.#pending = EMPTY;
+      const window = Buffer.concat([tail, chunk]);
+      const found = window.indexOf(TERMINATOR);
+      let end = found >= 0 ? found + TERMINATOR.length - tail.length : chunk.length;
+      // Cut once `closeAfter` bytes arrived, unless the terminator came within them.
+      const cut = closeAfter !== undefined && (found < 0 ? total + end >= closeAfter : total + end > closeAfter);
+      if (cut) end = Math.max(0, closeAfter - total);
+      if (end < chunk.length) this.#pending = chunk.subarray(end);
+      chunk = chunk.subarray(0, end);
+      chunks.push(chunk);
+      total += chunk.length;
+      if (cut) {
+        this.#pending = EMPTY;
+        this.data.push(Buffer.concat(chunks));
+        this.destroy();
+        throw new ConnectionClosed();
+      }
+      if (found >= 0) {
+        this.data.push(Buffer.concat(chunks));
+        return;
+      }
+      tail = window.subarray(Math.max(0, window.length - 4));
     }
   }
 
@@ -451,8 +453,6 @@ class Connection implements FaultConnection {
     }
     return Buffer.concat(chunks);
   }
-
-  #upgrading = false;
 
   async #upgrade(options: SecureContextOptions): Promise<void> {
     if (this.socket !== this.#raw) throw new Error("upgradeTls on a connection that is already TLS");
