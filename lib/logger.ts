@@ -17,10 +17,18 @@ export interface Transcript {
   server(line: string): void;
 }
 
+/** `logger: true`: one readable line per entry on the console, as Nodemailer prints. */
+function consoleLine(level: string, write: (line: string) => void) {
+  return (meta: unknown, message?: unknown) => {
+    const { sid, tnx } = (meta ?? {}) as { sid?: string; tnx?: string };
+    write(`[${new Date().toISOString()}] ${level} [${sid}] [${tnx}] ${String(message)}`);
+  };
+}
+
 const consoleLogger: Logger = {
-  debug: (...args) => console.debug(...args),
-  info: (...args) => console.info(...args),
-  error: (...args) => console.error(...args),
+  debug: consoleLine("DEBUG", (line) => console.log(line)),
+  info: consoleLine("INFO", (line) => console.log(line)),
+  error: consoleLine("ERROR", (line) => console.error(line)),
 };
 
 const silent: Transcript = { info() {}, error() {}, client() {}, server() {} };
