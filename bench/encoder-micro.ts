@@ -13,7 +13,8 @@
  *   regular expression over a latin1 string, two indexOf cursors (CR and LF) per line,
  *   and the design chosen (indexOf(LF) per line plus one indexOf(CR) over a scratch copy
  *   with the CRLF CRs erased).
- * Best of `--reps` runs; the first run of each is a warm-up and not counted.
+ * Best of `--reps` runs, contenders taking turns; the first round is a warm-up and not
+ * counted.
  */
 import DataStream from "nodemailer/lib/smtp-connection/data-stream.js";
 import type { Transform } from "node:stream";
@@ -142,17 +143,19 @@ async function main(): Promise<void> {
   for (const [label, input] of Object.entries(inputs(size))) {
     const chunks = chunksOf(input);
     console.log(`\n${label}`);
-    const results: Record<string, number> = {};
-    for (const name of names) {
-      let best = Infinity;
-      for (let rep = 0; rep <= REPS; rep++) {
+    // Contenders take turns within each rep, so a burst of load elsewhere on the machine
+    // does not land on one of them only.
+    const best: Record<string, number> = {};
+    for (let rep = 0; rep <= REPS; rep++) {
+      for (const name of names) {
         const started = process.hrtime.bigint();
         await contenders[name]!(chunks);
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-        if (rep > 0) best = Math.min(best, seconds);
+        if (rep > 0) best[name] = Math.min(best[name] ?? Infinity, seconds);
       }
-      results[name] = size / 1e6 / best;
     }
+    const results: Record<string, number> = {};
+    for (const name of names) results[name] = size / 1e6 / best[name]!;
     const ours = results["smtp-wire DataEncoder"]!;
     for (const name of names) {
       const rate = results[name]!;

@@ -10,16 +10,17 @@
  * - `bytes` counts every byte pushed, terminator included (SPEC §8 `messageSize`).
  *
  * Speed: typical input is CRLF text with no dot at a line start, so a chunk that needs
- * no change is pushed as it is, not copied. Deciding that takes one `indexOf(LF)` per line
- * (each LF must follow a CR and must not precede a dot); bare CRs are then found with a
- * single `indexOf(CR)` over a scratch copy of the chunk in which the CR of every CRLF
- * already seen has been overwritten. A chunk that does need changes is rebuilt once, from
- * its unchanged spans and the inserted bytes, in one exact-size allocation per chunk
- * (never a concat per line).
+ * no change is pushed as it is, not copied. Deciding that takes one native `indexOf(LF)`
+ * per line (an LF must follow a CR and must not precede a dot) and no JavaScript loop
+ * over bytes. A bare CR cannot be found that way, so the CR of every CRLF seen is erased
+ * in a scratch copy of the chunk, and one more `indexOf(CR)` over the copy finds any CR
+ * left: a bare one. Only then (rare in text) is the rest of the chunk scanned with a CR
+ * and an LF cursor. A chunk that needs changes is rebuilt once from its unchanged spans
+ * and the inserted bytes, in one exact-size allocation (never a concat per line).
  *
  * Deliberately left out: BDAT (bdat-encoder), 8-bit checks, line length limits.
  */
-import { Transform, type TransformOptions } from "readable-stream";
+import { Transform } from "readable-stream";
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -29,8 +30,24 @@ const TERMINATOR = Buffer.from(".\r\n");
 const TERMINATOR_AFTER_CR = Buffer.from("\n.\r\n");
 const TERMINATOR_MID_LINE = Buffer.from("\r\n.\r\n");
 
-/** Larger writes are encoded in windows of this size, so the scratch copy stays small. */
+/** Larger writes are encoded in windows of this size, so the scratch space below stays small. */
 const WINDOW = 64 * 1024;
+
+/**
+ * Scratch space shared by every encoder: a chunk is encoded synchronously from its scan
+ * to its push, so no two encodings ever use it at once, and a process with many
+ * connections does not hold a copy per connection.
+ */
+const scratch = Buffer.allocUnsafeSlow(WINDOW);
+/** Offsets where a byte is to be inserted (ascending) and the byte; at most 2 per input byte, plus 2. */
+const insertAt = new Int32Array(2 * WINDOW + 2);
+const insertByte = new Uint8Array(2 * WINDOW + 2);
+let insertCount = 0;
+
+function insert(position: number, byte: number): void {
+  insertAt[insertCount] = position;
+  insertByte[insertCount++] = byte;
+}
 
 /**
  * Encodes a DATA body: CRLF line endings, dot-stuffing, terminator on end.
@@ -44,14 +61,6 @@ export class DataEncoder extends Transform {
   /** The last byte pushed is a CR whose LF may be the first byte of the next chunk. */
   #pendingCR = false;
   #bytes = 0;
-  #scratch: Buffer | undefined;
-  /** Where the current chunk needs a byte inserted (ascending), and which byte; reused. */
-  #insertAt: number[] = [];
-  #insertByte: number[] = [];
-
-  constructor(options: TransformOptions = {}) {
-    super(options);
-  }
 
   /** Bytes pushed so far, after CRLF normalisation and dot-stuffing, terminator included once ended. */
   get bytes(): number {
@@ -77,13 +86,7 @@ export class DataEncoder extends Transform {
   #encode(chunk: Buffer): void {
     const length = chunk.length;
     if (length === 0) return;
-    const at = this.#insertAt;
-    const bytes = this.#insertByte;
-    const insert = (position: number, byte: number): void => {
-      at.push(position);
-      bytes.push(byte);
-    };
-
+    insertCount = 0;
     let from = 0;
     let lineStart = this.#atLineStart;
     if (this.#pendingCR) {
@@ -92,111 +95,97 @@ export class DataEncoder extends Transform {
       if (chunk[0] === LF) from = 1;
       else insert(0, LF);
     }
-
-    const pos = this.#cleanUntil(chunk, from, lineStart);
-    if (pos < length) {
-      if (pos > from) lineStart = true;
-      if (lineStart && chunk[pos] === DOT) insert(pos, DOT);
-      let nextCR = chunk.indexOf(CR, pos);
-      let nextLF = chunk.indexOf(LF, pos);
-      while (nextCR !== -1 || nextLF !== -1) {
-        let lineEnd: number;
-        if (nextCR !== -1 && (nextLF === -1 || nextCR < nextLF)) {
-          if (nextCR === length - 1) break; // pending: its LF may come next
-          if (chunk[nextCR + 1] === LF) {
-            lineEnd = nextCR + 2;
-          } else {
-            lineEnd = nextCR + 1;
-            insert(lineEnd, LF); // bare CR
-          }
-        } else {
-          lineEnd = nextLF + 1;
-          insert(nextLF, CR); // bare LF
-        }
-        if (chunk[lineEnd] === DOT) insert(lineEnd, DOT);
-        if (nextCR !== -1 && nextCR < lineEnd) nextCR = chunk.indexOf(CR, lineEnd);
-        if (nextLF !== -1 && nextLF < lineEnd) nextLF = chunk.indexOf(LF, lineEnd);
-      }
+    const firstScanInsert = insertCount;
+    const bareCR = scanLineFeeds(chunk, from, lineStart);
+    if (bareCR !== -1) {
+      // Redo from the start of the line holding the first bare CR; inserts before it stand.
+      const restart = Math.max(from, chunk.lastIndexOf(LF, bareCR) + 1);
+      while (insertCount > firstScanInsert && insertAt[insertCount - 1]! >= restart) insertCount--;
+      scanAll(chunk, restart, restart > from || lineStart);
     }
 
-    // A CR at the very end is never given an LF here, so the last byte says it all.
+    // A CR in the last byte never gets its LF within the chunk, so the last byte says it all.
     const last = chunk[length - 1];
     this.#pendingCR = last === CR;
     this.#atLineStart = last === LF;
-    if (at.length === 0) {
+    if (insertCount === 0) {
       this.#bytes += length;
       this.push(chunk);
       return;
     }
-    const output = rebuild(chunk, at, bytes);
-    at.length = 0;
-    bytes.length = 0;
+    const output = rebuild(chunk);
     this.#bytes += output.length;
     this.push(output);
-  }
-
-  /**
-   * The fast path: how far from `from` the chunk needs no change. Returns `chunk.length`
-   * when nothing changes, else a line start (or `from`) where the rebuild must begin.
-   * One native `indexOf` per line: each LF must follow a CR and must not precede a dot.
-   * The CR of every such CRLF is erased in a scratch copy, so one more `indexOf(CR)`
-   * finds a bare CR anywhere before that point.
-   */
-  #cleanUntil(chunk: Buffer, from: number, lineStart: boolean): number {
-    const length = chunk.length;
-    if (lineStart && chunk[from] === DOT) return from;
-    const scratch = chunk.indexOf(CR, from) === -1 ? undefined : this.#copyToScratch(chunk);
-    let stop = length;
-    let lineBegin = from;
-    let lf = chunk.indexOf(LF, from);
-    while (lf !== -1) {
-      if (chunk[lf - 1] !== CR) {
-        stop = lineBegin; // bare LF in this line
-        break;
-      }
-      scratch![lf - 1] = 0;
-      if (chunk[lf + 1] === DOT) {
-        stop = lf + 1;
-        break;
-      }
-      lineBegin = lf + 1;
-      lf = chunk.indexOf(LF, lineBegin);
-    }
-    if (scratch !== undefined) {
-      const bareCR = scratch.indexOf(CR, from);
-      // A CR in the last byte is not bare yet: its LF may come in the next chunk.
-      if (bareCR !== -1 && bareCR < stop && bareCR !== length - 1) {
-        return Math.max(from, chunk.lastIndexOf(LF, bareCR) + 1);
-      }
-    }
-    return stop;
-  }
-
-  #copyToScratch(chunk: Buffer): Buffer {
-    if (this.#scratch === undefined || this.#scratch.length < chunk.length) this.#scratch = Buffer.allocUnsafe(Math.max(WINDOW, chunk.length));
-    const scratch = this.#scratch.length === chunk.length ? this.#scratch : this.#scratch.subarray(0, chunk.length);
-    scratch.set(chunk);
-    return scratch;
   }
 }
 
 /**
- * `chunk` with `bytes[i]` inserted before offset `at[i]`, in one exact-size allocation.
- * Spans are copied through plain Uint8Array views, which cost less than Buffer slices.
+ * The usual path, one `indexOf` per line: a CR goes before each bare LF, a dot before
+ * each dot that starts a line. Returns the offset of the first bare CR, which this pass
+ * cannot place, or -1 when there is none (a CR in the last byte is not bare yet: its LF
+ * may come with the next chunk).
  */
-function rebuild(chunk: Buffer, at: readonly number[], bytes: readonly number[]): Buffer {
-  const output = Buffer.allocUnsafe(chunk.length + at.length);
+function scanLineFeeds(chunk: Buffer, from: number, lineStart: boolean): number {
+  if (lineStart && chunk[from] === DOT) insert(from, DOT);
+  let copy: Buffer | undefined;
+  if (chunk.indexOf(CR, from) !== -1) {
+    copy = chunk.length === WINDOW ? scratch : scratch.subarray(0, chunk.length);
+    copy.set(chunk);
+  }
+  for (let lf = chunk.indexOf(LF, from); lf !== -1; lf = chunk.indexOf(LF, lf + 1)) {
+    if (chunk[lf - 1] === CR) copy![lf - 1] = 0; // a CR exists, so there is a copy
+    else insert(lf, CR);
+    if (chunk[lf + 1] === DOT) insert(lf + 1, DOT);
+  }
+  if (copy === undefined) return -1;
+  const bareCR = copy.indexOf(CR, from);
+  return bareCR === chunk.length - 1 ? -1 : bareCR;
+}
+
+/** The careful path, from a line start `pos`: a CR and an LF cursor, every case. */
+function scanAll(chunk: Buffer, pos: number, lineStart: boolean): void {
+  const length = chunk.length;
+  if (lineStart && chunk[pos] === DOT) insert(pos, DOT);
+  let nextCR = chunk.indexOf(CR, pos);
+  let nextLF = chunk.indexOf(LF, pos);
+  while (nextCR !== -1 || nextLF !== -1) {
+    let lineEnd: number;
+    if (nextCR !== -1 && (nextLF === -1 || nextCR < nextLF)) {
+      if (nextCR === length - 1) return; // its LF may come with the next chunk
+      if (chunk[nextCR + 1] === LF) {
+        lineEnd = nextCR + 2;
+      } else {
+        lineEnd = nextCR + 1;
+        insert(lineEnd, LF); // bare CR
+      }
+    } else {
+      lineEnd = nextLF + 1;
+      insert(nextLF, CR); // bare LF
+    }
+    if (chunk[lineEnd] === DOT) insert(lineEnd, DOT);
+    if (nextCR !== -1 && nextCR < lineEnd) nextCR = chunk.indexOf(CR, lineEnd);
+    if (nextLF !== -1 && nextLF < lineEnd) nextLF = chunk.indexOf(LF, lineEnd);
+  }
+}
+
+/**
+ * `chunk` with the recorded bytes inserted, in one exact-size allocation. Spans are
+ * copied through plain Uint8Array views, which cost less than Buffer slices (measured
+ * against copyWithin-in-place and Buffer.concat of slices, both slower).
+ */
+function rebuild(chunk: Buffer): Buffer {
+  const output = Buffer.allocUnsafe(chunk.length + insertCount);
   const { buffer, byteOffset } = chunk;
   let start = 0;
   let written = 0;
-  for (let i = 0; i < at.length; i++) {
-    const position = at[i]!;
+  for (let i = 0; i < insertCount; i++) {
+    const position = insertAt[i]!;
     if (position > start) {
       output.set(new Uint8Array(buffer, byteOffset + start, position - start), written);
       written += position - start;
       start = position;
     }
-    output[written++] = bytes[i]!;
+    output[written++] = insertByte[i]!;
   }
   if (start < chunk.length) output.set(new Uint8Array(buffer, byteOffset + start, chunk.length - start), written);
   return output;
