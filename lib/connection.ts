@@ -12,7 +12,7 @@ import os from "node:os";
 import net, { type Socket } from "node:net";
 import type { Readable } from "node:stream";
 import type { AuthCredentials, Callback, Envelope, Reply, SendInfo, SMTPConnectionOptions } from "./types.js";
-import { badInput, fromReply, fromSocketError, greetingTimeoutError, plaintextServerError, replyText, SMTPError, REPLY, tlsServerError } from "./errors.js";
+import { badInput, fromReply, fromSocketError, greetingTimeoutError, plaintextServerError, protocolError, replyText, SMTPError, REPLY, tlsServerError } from "./errors.js";
 import { CommandQueue } from "./command-queue.js";
 import { LineSplitter } from "./stages/line-splitter.js";
 import { ReplyDecoder } from "./stages/reply-decoder.js";
@@ -224,6 +224,9 @@ export class SMTPConnection extends EventEmitter {
       checkClientName(this.name);
       await this.#open();
       await this.#applyTlsPolicy();
+      // A fault read after the last reply of the handshake (a reply nobody asked for) may
+      // have closed the connection already; "ready" would bring it back to life.
+      if (this.#state === "closed") throw this.#fatal;
       this.#state = "ready";
     } catch (err) {
       const error = err instanceof SMTPError ? err : fromSocketError(err);
@@ -331,7 +334,8 @@ export class SMTPConnection extends EventEmitter {
     secured.on("error", fail);
     secured.once("close", onClose);
     try {
-      await this.#within(this.#timeout("connectionTimeout"), "TLS handshake timeout", handshake);
+      // The queue is empty during the handshake, so the timeout names STARTTLS itself.
+      await this.#within(this.#timeout("connectionTimeout"), () => new SMTPError("ETIMEDOUT", "TLS handshake timeout", { command: "STARTTLS", temporary: true }), handshake);
     } catch (err) {
       secured.on("error", () => {});
       secured.destroy();
@@ -356,7 +360,13 @@ export class SMTPConnection extends EventEmitter {
     const splitter = new LineSplitter();
     const decoder = new ReplyDecoder();
     const onReply = (reply: Reply) => this.#onReply(reply);
-    const onStageError = (err: unknown) => this.#teardown(fromSocketError(err, this.#queue.head ?? "CONN", "EPROTOCOL"));
+    // A malformed reply is charged to the command it answers (the stages know no commands).
+    const onStageError = (err: unknown) => {
+      const command = this.#queue.head ?? "CONN";
+      const error = fromSocketError(err, command, "EPROTOCOL");
+      if (error.command === "CONN") error.command = command;
+      this.#teardown(error);
+    };
     const onSocketError = (err: unknown) => this.#teardown(fromSocketError(err, this.#queue.head ?? "CONN", "ESOCKET"));
     const onClose = () => this.#onServerClosed();
     const onTimeout = () => this.#teardown(new SMTPError("ETIMEDOUT", "Timeout: no activity on the connection", { command: this.#queue.head ?? "CONN", temporary: true }));
@@ -419,6 +429,12 @@ export class SMTPConnection extends EventEmitter {
     // command line with CR or LF in it would be two commands on the wire.
     if (/[\r\n]/.test(line)) throw badInput("A command line must not contain CR or LF", "EPROTOCOL");
     if (this.#state === "closed" || !this.#wiring) return;
+    // A reply that arrived before the command it would answer was written answers nothing.
+    // With no other command pending, anything still unread in the reply pipeline was sent
+    // unasked; taking it as this command's reply would put every later reply off by one.
+    if (this.#queue.size === 1 && this.#hasUnreadInput(this.#wiring)) {
+      return this.#teardown(protocolError(`Unexpected reply from server with no command pending (before ${this.#queue.head})`, this.#queue.head));
+    }
     this.#transcript.client(logAs ?? line);
     this.#wiring.socket.write(line + "\r\n");
   }
@@ -558,7 +574,9 @@ export class SMTPConnection extends EventEmitter {
     if (this.#state === "closed") return;
     const hadReceivers = reported || this.#queue.size > 0 || this.#activeOps > 0;
     this.#state = "closed";
-    this.#fatal = err ?? new SMTPError("ECONNECTION", "Connection closed", { command: "API", temporary: false });
+    // Operations still pending when the caller closes were never refused by anyone: a relay
+    // may retry them elsewhere, so they are temporary.
+    this.#fatal = err ?? new SMTPError("ECONNECTION", "Connection closed before the operation completed", { command: "API", temporary: true });
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     this.#queue.failAll(this.#fatal);
