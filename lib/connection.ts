@@ -370,9 +370,11 @@ export class SMTPConnection extends EventEmitter {
     const onSocketError = (err: unknown) => this.#teardown(fromSocketError(err, this.#queue.head ?? "CONN", "ESOCKET"));
     const onClose = () => this.#onServerClosed();
     const onTimeout = () => this.#teardown(new SMTPError("ETIMEDOUT", "Timeout: no activity on the connection", { command: this.#queue.head ?? "CONN", temporary: true }));
-    socket.pipe(splitter).pipe(decoder);
+    // The stages are not ended with the socket: a server that closes mid-reply has closed
+    // the connection (ECONNECTION), not sent a malformed reply (EPROTOCOL).
+    socket.pipe(splitter, { end: false }).pipe(decoder);
     decoder.on("data", onReply);
-    decoder.on("end", onClose);
+    socket.on("end", onClose);
     splitter.on("error", onStageError);
     decoder.on("error", onStageError);
     socket.on("error", onSocketError);
@@ -386,7 +388,7 @@ export class SMTPConnection extends EventEmitter {
         socket.unpipe(splitter);
         socket.pause();
         decoder.off("data", onReply);
-        decoder.off("end", onClose);
+        socket.off("end", onClose);
         socket.off("error", onSocketError);
         socket.off("close", onClose);
         socket.off("timeout", onTimeout);
@@ -446,7 +448,9 @@ export class SMTPConnection extends EventEmitter {
    * waiting go out in call order on the one connection.
    */
   #enqueue<T>(operation: () => Promise<T>): Promise<T> {
-    if (this.#state === "closed") return Promise.reject(new SMTPError("ECONNECTION", "Connection is closed", { command: "API", temporary: false }));
+    // A call that races the connection's death (a relay that has not seen `end` yet) must
+    // not read as a refusal of its message: nothing was tried, so it is temporary.
+    if (this.#state === "closed") return Promise.reject(new SMTPError("ECONNECTION", "Connection is closed", { command: "API", temporary: true, cause: this.#fatal }));
     if (this.#state === "new") return Promise.reject(new SMTPError("ECONNECTION", "Not connected: call connect() first", { command: "API", temporary: false }));
     this.#activeOps++;
     const run = this.#opTail.then(() => {
@@ -461,13 +465,15 @@ export class SMTPConnection extends EventEmitter {
 
   #session(): TransactionSession {
     const connection = this;
+    const canPipeline = this.options.pipelining !== false && this.#extensions.has("PIPELINING");
     return {
       queue: this.#queue,
       socket: this.#wiring!.socket,
       extensions: this.#extensions,
       secure: this.secure,
       lmtp: Boolean(this.options.lmtp),
-      canPipeline: this.options.pipelining !== false && this.#extensions.has("PIPELINING"),
+      canPipeline,
+      canChunk: canPipeline && Boolean(this.options.chunking) && this.#extensions.has("CHUNKING"),
       get needsReset() {
         return connection.#needsReset;
       },

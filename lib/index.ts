@@ -11,5 +11,6 @@ export { SMTPError, type SMTPErrorCode } from "./errors.js";
 export { LineSplitter } from "./stages/line-splitter.js";
 export { ReplyDecoder } from "./stages/reply-decoder.js";
 export { DataEncoder } from "./stages/data-encoder.js";
+export { BdatEncoder } from "./stages/bdat-encoder.js";
 export type * from "./types.js";
 export default SMTPConnection;

@@ -7,18 +7,18 @@
  * the socket, and a write completes only when the encoder can take more: backpressure
  * runs from the socket back to the source. 'finish' waits for the server's final reply.
  *
- * The transaction drives it through attach/bodyDone/complete/fail; the stream itself
+ * The transaction drives it through attach/complete/fail; the stream itself
  * never writes a command and never decides what a reply means.
  */
 import { Writable } from "node:stream";
 import type { SendInfo } from "./types.js";
 import { SMTPError } from "./errors.js";
 
-/** Where the body goes after 354: the DataEncoder (or any Writable stage). */
+/** Where the body goes after 354: the first stage of the body channel. */
 export interface BodySink {
   write(chunk: Buffer): boolean;
   end(): void;
-  once(event: "drain" | "end", listener: () => void): unknown;
+  once(event: "drain", listener: () => void): unknown;
 }
 
 type Done = (err?: Error | null) => void;
@@ -36,18 +36,14 @@ export class SendStream extends Writable {
   #sink: BodySink | undefined;
   #held: { chunk: Buffer; done: Done } | undefined;
   #finalDone: Done | undefined;
-  #bodyEnded!: () => void;
   #aborted!: (err: SMTPError) => void;
   #settled = false;
   #abortReason: SMTPError | undefined;
-  /** Resolves when the whole body, terminator included, has been handed to the socket. */
-  readonly bodyDone: Promise<void>;
   /** Resolves with the reason when the stream is destroyed before the message completed. */
   readonly aborted: Promise<SMTPError>;
 
   constructor(options: { highWaterMark?: number } = {}) {
     super({ highWaterMark: options.highWaterMark ?? SEND_STREAM_HIGH_WATER_MARK, decodeStrings: true });
-    this.bodyDone = new Promise<void>((resolve) => (this.#bodyEnded = resolve));
     this.aborted = new Promise<SMTPError>((resolve) => (this.#aborted = resolve));
   }
 
@@ -129,7 +125,6 @@ export class SendStream extends Writable {
   }
 
   #endBody(): void {
-    this.#sink!.once("end", () => this.#bodyEnded());
     this.#sink!.end();
   }
 }

@@ -17,7 +17,7 @@ import type { Envelope, Reply, SendInfo } from "./types.js";
 import { fromReply, replyText, SMTPError, REPLY } from "./errors.js";
 import { prepareEnvelope, type PreparedEnvelope } from "./envelope.js";
 import type { CommandQueue } from "./command-queue.js";
-import { DataEncoder } from "./stages/data-encoder.js";
+import { bdatChannel, dataChannel } from "./body.js";
 import type { SendStream } from "./send-stream.js";
 
 /** What a transaction needs from the connection. */
@@ -29,6 +29,8 @@ export interface TransactionSession {
   readonly lmtp: boolean;
   /** PIPELINING advertised and not disabled. */
   readonly canPipeline: boolean;
+  /** Send the body with BDAT: asked for, CHUNKING advertised, and pipelining possible. */
+  readonly canChunk: boolean;
   /** The last transaction failed: RSET before the next MAIL. */
   needsReset: boolean;
   /**
@@ -100,12 +102,13 @@ async function pipelinedEnvelope(session: TransactionSession, prepared: Prepared
   const reset = session.needsReset ? queue.send("RSET", "RSET") : undefined;
   const mail = queue.send("MAIL FROM", prepared.mailLine);
   const rcpts = prepared.rcptLines.map((line) => queue.send("RCPT TO", line));
-  const data = queue.send("DATA", "DATA");
+  // With BDAT there is no DATA: the first chunk follows the envelope directly.
+  const data = session.canChunk ? undefined : queue.send("DATA", "DATA");
   socket.uncork();
-  const replies = await readAll([...(reset ? [reset] : []), mail, ...rcpts, data]);
+  const replies = await readAll([...(reset ? [reset] : []), mail, ...rcpts, ...(data ? [data] : [])]);
   const resetReply = reset ? replies.shift() : undefined;
   const [mailReply, ...rest] = replies;
-  const dataReply = rest.pop();
+  const dataReply = data ? rest.pop() : undefined;
   return judgeEnvelope(prepared, resetReply, mailReply!, rest, dataReply);
 }
 
@@ -122,9 +125,6 @@ async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedE
   const data = await queue.send("DATA", "DATA");
   return judgeEnvelope(prepared, reset, mail, rcpts, data);
 }
-
-/** Waits for the first of several outcomes of the body phase. */
-type BodyOutcome = { kind: "ended" } | { kind: "aborted"; err: SMTPError } | { kind: "early"; reply: Reply } | { kind: "dead"; err: SMTPError };
 
 /**
  * Runs one transaction for `stream`. Resolves with the SendInfo (the stream has
@@ -162,45 +162,36 @@ async function transact(session: TransactionSession, envelope: Envelope, stream:
   const envelopeTime = Date.now() - started;
   const bodyStarted = Date.now();
   const expected = session.lmtp ? result.accepted.length : 1;
-  const finals = Array.from({ length: expected }, () => {
-    const reply = session.queue.expect("DATA");
-    reply.catch(() => {});
-    return reply;
-  });
+  const channel = session.canChunk ? bdatChannel(session.queue, session.socket, expected) : dataChannel(session.queue, session.socket, expected);
+  stream.attach(channel.sink);
 
-  const encoder = new DataEncoder();
-  // readable-stream's pipe takes any Node Writable; its types only know its own.
-  encoder.pipe(session.socket as unknown as Parameters<DataEncoder["pipe"]>[0], { end: false });
-  stream.attach(encoder);
-
-  const outcome = await new Promise<BodyOutcome>((resolve) => {
-    stream.bodyDone.then(() => resolve({ kind: "ended" }));
-    stream.aborted.then((err) => resolve({ kind: "aborted", err }));
-    finals[0]!.then(
-      (reply) => resolve({ kind: "early", reply }),
-      (err: SMTPError) => resolve({ kind: "dead", err }),
-    );
-  });
+  const outcome = await Promise.race([
+    channel.flushed.then(() => ({ kind: "ended" }) as const),
+    stream.aborted.then((err) => ({ kind: "aborted", err }) as const),
+    channel.problem,
+  ]);
 
   if (outcome.kind !== "ended") {
-    encoder.unpipe(session.socket as unknown as Parameters<DataEncoder["unpipe"]>[0]);
-    encoder.destroy();
-    const err =
-      outcome.kind === "early"
-        ? fromReply("EMESSAGE", "Server replied before the message was complete", outcome.reply, "DATA")
-        : outcome.err;
-    // Without the terminator the server discards what it got; closing is the only way
-    // to leave data mode without delivering a partial message. Sends queued behind this
-    // one fail with ECONNECTION: the stream's own error is not theirs.
+    channel.stop();
+    const err = outcome.kind === "early" ? fromReply("EMESSAGE", "Server refused the message before it was complete", outcome.reply, outcome.command) : outcome.err;
+    // Without the terminator (or the last chunk) the server discards what it got; closing
+    // is the only way to leave the body without delivering a partial message. Sends queued
+    // behind this one fail with ECONNECTION: the stream's own error is not theirs.
     session.abort(
       outcome.kind === "dead"
         ? err
-        : new SMTPError("ECONNECTION", `Connection closed because the message in progress could not be completed: ${err.message}`, { command: "DATA", temporary: true, cause: err }),
+        : new SMTPError("ECONNECTION", `Connection closed because the message in progress could not be completed: ${err.message}`, { command: outcome.kind === "early" ? outcome.command : "DATA", temporary: true, cause: err }),
     );
     throw err;
   }
 
-  const replies = await readAll(finals);
+  const refusedChunk = (await readAll(channel.chunkReplies)).find((reply) => !isPositive(reply));
+  if (refusedChunk) {
+    session.needsReset = true;
+    throw fromReply("EMESSAGE", "BDAT chunk refused", refusedChunk, "BDAT");
+  }
+  const command = session.canChunk ? "BDAT" : "DATA";
+  const replies = await readAll(channel.finalReplies);
   const messageTime = Date.now() - bodyStarted;
   const info: SendInfo = {
     accepted: result.accepted,
@@ -208,7 +199,7 @@ async function transact(session: TransactionSession, envelope: Envelope, stream:
     response: replyText(replies[replies.length - 1]!),
     envelopeTime,
     messageTime,
-    messageSize: encoder.bytes,
+    messageSize: channel.size(),
     ehlo,
   };
   if (result.rejectedErrors.length) info.rejectedErrors = result.rejectedErrors;
@@ -221,18 +212,18 @@ async function transact(session: TransactionSession, envelope: Envelope, stream:
       if (isPositive(reply)) delivered.push(address);
       else {
         info.rejected.push(address);
-        (info.rejectedErrors ??= []).push(fromReply("EMESSAGE", `Delivery to <${address}> failed`, reply, "DATA", { recipient: address }));
+        (info.rejectedErrors ??= []).push(fromReply("EMESSAGE", `Delivery to <${address}> failed`, reply, command, { recipient: address }));
       }
     });
     info.accepted = delivered;
     if (delivered.length === 0) {
       session.needsReset = true;
       const last = replies[replies.length - 1]!;
-      throw fromReply("EMESSAGE", "Message failed for every recipient", last, "DATA", { rejected: info.rejected, rejectedErrors: info.rejectedErrors });
+      throw fromReply("EMESSAGE", "Message failed for every recipient", last, command, { rejected: info.rejected, rejectedErrors: info.rejectedErrors });
     }
   } else if (!isPositive(replies[0])) {
     session.needsReset = true;
-    throw fromReply("EMESSAGE", "Message failed", replies[0]!, "DATA");
+    throw fromReply("EMESSAGE", "Message failed", replies[0]!, command);
   }
 
   stream.complete(info);

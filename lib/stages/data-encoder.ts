@@ -18,15 +18,17 @@
  * and an LF cursor. A chunk that needs changes is rebuilt once from its unchanged spans
  * and the inserted bytes, in one exact-size allocation (never a concat per line).
  *
- * Deliberately left out: BDAT (bdat-encoder), 8-bit checks, line length limits.
+ * With `dotStuffing: false` it only normalises line endings, for a body sent in BDAT
+ * chunks (bdat-encoder frames it). Deliberately left out: 8-bit checks, line length limits.
  */
-import { Transform } from "readable-stream";
+import { Transform, type TransformOptions } from "readable-stream";
 
 const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;
 
 const TERMINATOR = Buffer.from(".\r\n");
+const INSERT_LF = Buffer.from("\n");
 const TERMINATOR_AFTER_CR = Buffer.from("\n.\r\n");
 const TERMINATOR_MID_LINE = Buffer.from("\r\n.\r\n");
 
@@ -43,6 +45,8 @@ const scratch = Buffer.allocUnsafeSlow(WINDOW);
 const insertAt = new Int32Array(2 * WINDOW + 2);
 const insertByte = new Uint8Array(2 * WINDOW + 2);
 let insertCount = 0;
+/** The byte that gets stuffed at a line start: DOT, or -1 (matches nothing) for BDAT. */
+let stuffedByte = DOT;
 
 function insert(position: number, byte: number): void {
   insertAt[insertCount] = position;
@@ -55,12 +59,27 @@ function insert(position: number, byte: number): void {
  * Writable side: Buffers or strings (any chunking gives byte-identical output). Readable
  * side: the encoded bytes. Never fails on content; every byte sequence has an encoding.
  */
+export interface DataEncoderOptions extends TransformOptions {
+  /**
+   * Default true: DATA framing (dot-stuffing and the terminator). false only normalises
+   * line endings, for a body sent in BDAT chunks, whose lengths frame it instead.
+   */
+  dotStuffing?: boolean;
+}
+
 export class DataEncoder extends Transform {
+  readonly #dotStuffing: boolean;
   /** The next byte starts a line: at the start of the data, and after each CRLF. */
   #atLineStart = true;
   /** The last byte pushed is a CR whose LF may be the first byte of the next chunk. */
   #pendingCR = false;
   #bytes = 0;
+
+  constructor(options: DataEncoderOptions = {}) {
+    const { dotStuffing = true, ...streamOptions } = options;
+    super(streamOptions);
+    this.#dotStuffing = dotStuffing;
+  }
 
   /** Bytes pushed so far, after CRLF normalisation and dot-stuffing, terminator included once ended. */
   get bytes(): number {
@@ -75,6 +94,12 @@ export class DataEncoder extends Transform {
   }
 
   override _flush(callback: (error?: Error | null) => void): void {
+    if (!this.#dotStuffing) {
+      // No terminator; only a CR left at the very end still needs its LF.
+      if (this.#pendingCR) this.#pushCounted(INSERT_LF);
+      this.#pendingCR = false;
+      return callback();
+    }
     const terminator = this.#pendingCR ? TERMINATOR_AFTER_CR : this.#atLineStart ? TERMINATOR : TERMINATOR_MID_LINE;
     this.#pendingCR = false;
     this.#atLineStart = true;
@@ -83,10 +108,16 @@ export class DataEncoder extends Transform {
     callback();
   }
 
+  #pushCounted(bytes: Buffer): void {
+    this.#bytes += bytes.length;
+    this.push(bytes);
+  }
+
   #encode(chunk: Buffer): void {
     const length = chunk.length;
     if (length === 0) return;
     insertCount = 0;
+    stuffedByte = this.#dotStuffing ? DOT : -1;
     let from = 0;
     let lineStart = this.#atLineStart;
     if (this.#pendingCR) {
@@ -126,7 +157,7 @@ export class DataEncoder extends Transform {
  * may come with the next chunk).
  */
 function scanLineFeeds(chunk: Buffer, from: number, lineStart: boolean): number {
-  if (lineStart && chunk[from] === DOT) insert(from, DOT);
+  if (lineStart && chunk[from] === stuffedByte) insert(from, DOT);
   let copy: Buffer | undefined;
   if (chunk.indexOf(CR, from) !== -1) {
     copy = chunk.length === WINDOW ? scratch : scratch.subarray(0, chunk.length);
@@ -135,7 +166,7 @@ function scanLineFeeds(chunk: Buffer, from: number, lineStart: boolean): number 
   for (let lf = chunk.indexOf(LF, from); lf !== -1; lf = chunk.indexOf(LF, lf + 1)) {
     if (chunk[lf - 1] === CR) copy![lf - 1] = 0; // a CR exists, so there is a copy
     else insert(lf, CR);
-    if (chunk[lf + 1] === DOT) insert(lf + 1, DOT);
+    if (chunk[lf + 1] === stuffedByte) insert(lf + 1, DOT);
   }
   if (copy === undefined) return -1;
   const bareCR = copy.indexOf(CR, from);
@@ -145,7 +176,7 @@ function scanLineFeeds(chunk: Buffer, from: number, lineStart: boolean): number 
 /** The careful path, from a line start `pos`: a CR and an LF cursor, every case. */
 function scanAll(chunk: Buffer, pos: number, lineStart: boolean): void {
   const length = chunk.length;
-  if (lineStart && chunk[pos] === DOT) insert(pos, DOT);
+  if (lineStart && chunk[pos] === stuffedByte) insert(pos, DOT);
   let nextCR = chunk.indexOf(CR, pos);
   let nextLF = chunk.indexOf(LF, pos);
   while (nextCR !== -1 || nextLF !== -1) {
@@ -162,7 +193,7 @@ function scanAll(chunk: Buffer, pos: number, lineStart: boolean): void {
       lineEnd = nextLF + 1;
       insert(nextLF, CR); // bare LF
     }
-    if (chunk[lineEnd] === DOT) insert(lineEnd, DOT);
+    if (chunk[lineEnd] === stuffedByte) insert(lineEnd, DOT);
     if (nextCR !== -1 && nextCR < lineEnd) nextCR = chunk.indexOf(CR, lineEnd);
     if (nextLF !== -1 && nextLF < lineEnd) nextLF = chunk.indexOf(LF, lineEnd);
   }
