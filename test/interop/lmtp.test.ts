@@ -72,6 +72,22 @@ if (env) {
     }
   });
 
+  test("with chunking: true sends BDAT, and BDAT 0 LAST gets one reply per recipient", async () => {
+    const conn = await open(env, { port: env.lmtpPort, lmtp: true, chunking: true });
+    try {
+      assert.ok(conn.extensions.has("CHUNKING"), "Dovecot's LHLO offers CHUNKING");
+      const m = makeMessage({ subject: "LMTP over BDAT", body: ".not stuffed in BDAT\r\nbare LF\nend\r\n" });
+      const info = await within(conn.send({ from: FROM, to: [env.address("alice"), env.address("full")] }, m.raw), 30_000, "send");
+      assert.equal(info.accepted, [env.address("alice")]);
+      assert.equal(info.rejected, [env.address("full")]);
+      assert.is(info.rejectedErrors?.[0]?.command, "BDAT");
+      assert.is(info.rejectedErrors?.[0]?.responseCode, 552);
+      await assertDelivered(env, "alice", m);
+    } finally {
+      await finish(conn);
+    }
+  });
+
   test("finishes a send stream only after every recipient's reply, and fills info", async () => {
     const conn = await open(env, { port: env.lmtpPort, lmtp: true });
     try {
