@@ -173,7 +173,15 @@ async function transact(session: TransactionSession, envelope: Envelope, stream:
 
   if (outcome.kind !== "ended") {
     channel.stop();
-    const err = outcome.kind === "early" ? fromReply("EMESSAGE", "Server refused the message before it was complete", outcome.reply, outcome.command) : outcome.err;
+    // An early 4xx/5xx (e.g. 552 over quota mid-transfer) refuses the message. An early
+    // positive reply answers nothing we sent (the body is not finished): a broken server,
+    // EPROTOCOL and temporary, so a relay retries rather than bounces the message.
+    const err =
+      outcome.kind !== "early"
+        ? outcome.err
+        : outcome.reply.code >= 400
+          ? fromReply("EMESSAGE", "Server refused the message before it was complete", outcome.reply, outcome.command)
+          : fromReply("EPROTOCOL", "Server replied before the message was complete", outcome.reply, outcome.command, { temporary: true });
     // Without the terminator (or the last chunk) the server discards what it got; closing
     // is the only way to leave the body without delivering a partial message. Sends queued
     // behind this one fail with ECONNECTION: the stream's own error is not theirs.
