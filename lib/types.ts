@@ -159,6 +159,20 @@ export interface AuthCredentials {
   options?: unknown;
 }
 
+/** What a customAuth handler's sendCommand resolves with (Nodemailer's shape). */
+export interface CustomAuthResponse {
+  /** The command line as given. */
+  command: string;
+  /** The whole reply, e.g. "235 2.7.0 Accepted" (lines joined with "\n"). */
+  response: string;
+  /** The reply code, e.g. 235. */
+  status: number;
+  /** The RFC 3463 enhanced status code, e.g. "2.7.0", when the server sent one. */
+  code?: string;
+  /** The reply text after the reply code and the enhanced code. */
+  text: string;
+}
+
 /** What a customAuth handler receives (Nodemailer's shape). */
 export interface CustomAuthContext {
   auth: { credentials: { user: string; pass: string; options?: unknown }; method: string; user?: string; pass?: string; [key: string]: unknown };
@@ -167,7 +181,7 @@ export interface CustomAuthContext {
   authMethods: string[];
   maxAllowedSize: number | false;
   /** Sends one command line and resolves with the reply (also accepts a callback). */
-  sendCommand(command: string, done?: (err: Error | null, reply?: { status: number; code: number; text: string; response: string }) => void): Promise<{ status: number; code: number; text: string; response: string }>;
+  sendCommand(command: string, done?: (err: Error | null, reply?: CustomAuthResponse) => void): Promise<CustomAuthResponse>;
   resolve(): void;
   reject(err: Error | string): void;
 }

@@ -6,7 +6,7 @@
  * line sent during AUTH is logged masked, and no error message repeats what was sent.
  * Whether credentials may be sent at all (cleartext policy) is decided by the caller.
  */
-import type { AuthCredentials, CustomAuthHandler, OAuth2Credentials, Reply } from "../types.js";
+import type { AuthCredentials, CustomAuthHandler, CustomAuthResponse, OAuth2Credentials, Reply } from "../types.js";
 import { fromReply, replyText, SMTPError, REPLY } from "../errors.js";
 import type { AuthMechanism } from "./mechanism.js";
 import { plain } from "./plain.js";
@@ -44,7 +44,12 @@ export function chooseMethod(auth: AuthCredentials, session: Pick<AuthSession, "
   const forced = auth.method ? String(auth.method).trim().toUpperCase() : "";
   if (forced) return forced;
   if (auth.oauth2 && !auth.credentials && !auth.pass) return "XOAUTH2";
-  return PREFERENCE.find((m) => session.advertised.includes(m)) ?? session.advertised.find((m) => m in session.customAuth) ?? "PLAIN";
+  return PREFERENCE.find((m) => session.advertised.includes(m)) ?? session.advertised.find((m) => customHandler(session.customAuth, m)) ?? "PLAIN";
+}
+
+/** The customAuth handler for `method`; names match case-insensitively, as in Nodemailer. */
+function customHandler(customAuth: Record<string, CustomAuthHandler>, method: string): CustomAuthHandler | undefined {
+  return Object.entries(customAuth).find(([name]) => name.trim().toUpperCase() === method)?.[1];
 }
 
 /** Runs one mechanism to its end; resolves on 235, rejects with EAUTH otherwise. */
@@ -95,17 +100,24 @@ async function xoauth2Login(session: AuthSession, auth: AuthCredentials, user: s
 async function customLogin(session: AuthSession, handler: CustomAuthHandler, method: string, auth: AuthCredentials, creds: { user: string; pass: string }): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     let settled = false;
+    // The last reply goes into the EAUTH error, so a refusal carries the server's words.
+    let lastReply: Reply | undefined;
     const finish = (err?: Error | string) => {
       if (settled) return;
       settled = true;
       if (err === undefined) resolve();
-      else reject(err instanceof SMTPError ? err : authError(`Custom authentication ${method} failed: ${err instanceof Error ? err.message : err}`));
+      else reject(err instanceof SMTPError ? err : authError(`Custom authentication ${method} failed: ${err instanceof Error ? err.message : err}`, lastReply));
     };
-    const sendCommand = (command: string, done?: (err: Error | null, reply?: { status: number; code: number; text: string; response: string }) => void) => {
-      const result = session.send("AUTH " + method, command, command.startsWith("AUTH ") ? `AUTH ${method} ${MASK}` : MASK).then((reply) => {
-        const text = replyText(reply);
-        return { status: reply.code, code: reply.code, text, response: text };
-      });
+    const sendCommand = (command: string, done?: (err: Error | null, reply?: CustomAuthResponse) => void): Promise<CustomAuthResponse> => {
+      // Checked here, not by the connection's last line of defence, so the command queue
+      // never holds an entry for a line that was not written.
+      const result = /[\r\n]/.test(command)
+        ? Promise.reject(authError(`Custom authentication ${method}: a command must not contain CR or LF`))
+        : session.send("AUTH " + method, command, command.startsWith("AUTH ") ? `AUTH ${method} ${MASK}` : MASK).then((reply) => {
+            lastReply = reply;
+            const text = reply.enhancedCode ? reply.text.slice(reply.enhancedCode.length).trimStart() : reply.text;
+            return { command, response: replyText(reply), status: reply.code, code: reply.enhancedCode, text };
+          });
       if (done) result.then((r) => done(null, r), (err: Error) => done(err));
       return result;
     };
@@ -131,7 +143,7 @@ async function customLogin(session: AuthSession, handler: CustomAuthHandler, met
 export async function authenticate(session: AuthSession, auth: AuthCredentials): Promise<void> {
   const method = chooseMethod(auth, session);
   const creds = credentialsOf(auth);
-  const custom = session.customAuth[method] ?? session.customAuth[method.toLowerCase()];
+  const custom = customHandler(session.customAuth, method);
   if (custom) return customLogin(session, custom, method, auth, creds);
   if (method === "XOAUTH2") return xoauth2Login(session, auth, creds.user);
   let mechanism: AuthMechanism;
