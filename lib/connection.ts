@@ -189,8 +189,8 @@ export class SMTPConnection extends EventEmitter {
       port: this.port,
       // A `connection` is wrapped in TLS here unless the caller says it is TLS already.
       secure: this.secure && !(o.connection && o.secured),
-      // Nodemailer's order: servername, then tls.servername, then host.
-      servername: o.servername ?? o.tls?.servername,
+      // Nodemailer's order: tls.servername, then servername, then host (never an IP).
+      servername: o.tls?.servername ?? o.servername,
       localAddress: o.localAddress,
       tls: o.tls,
       socket: o.socket,
@@ -514,6 +514,11 @@ export class SMTPConnection extends EventEmitter {
     if (!isStream && typeof message !== "string" && !(message instanceof Uint8Array)) {
       throw badInput("The message must be a string, a Buffer or a Readable stream", "EMESSAGE");
     }
+    // A source already destroyed or read to its end can never give the whole message (and
+    // may never emit another event): refuse it before the envelope goes out, rather than
+    // wait for nothing or close the connection after DATA.
+    const used = isStream && ((message as Readable).destroyed || (message as Readable).readableEnded);
+    if (used) throw new SMTPError("ESTREAM", "The message stream was already destroyed or read to its end", { command: "API", temporary: false });
     const stream = this.createSendStream(envelope);
     const result = new Promise<SendInfo>((resolve, reject) => {
       stream.once("error", reject);
