@@ -58,11 +58,15 @@ export interface SMTPConnectionOptions {
   debug?: boolean;
   /** Speak LMTP (LHLO, one final reply per recipient). Default false. */
   lmtp?: boolean;
-  /** Never use STARTTLS, even when advertised. */
+  /** Never use STARTTLS, even when advertised (no effect with requireTLS). */
   ignoreTLS?: boolean;
-  /** Fail with ETLS unless the connection is upgraded with STARTTLS. */
+  /** Fail with ETLS unless the connection is upgraded with STARTTLS; wins over ignoreTLS and opportunisticTLS. */
   requireTLS?: boolean;
-  /** Try STARTTLS; if the upgrade fails go on in plaintext (a new EHLO is read). */
+  /**
+   * Try STARTTLS; if the upgrade fails go on in plaintext: after a refused STARTTLS on the
+   * same connection (EHLO is said again), after a failed TLS handshake on a new connection
+   * that does not ask for STARTTLS (not possible with `socket` or `connection`: ETLS).
+   */
   opportunisticTLS?: boolean;
   /** Options passed to tls.connect (ca, cert, key, minVersion, rejectUnauthorized…). */
   tls?: TlsConnectionOptions;
