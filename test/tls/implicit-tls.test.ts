@@ -24,6 +24,18 @@ function implicitServer(pair: KeyPair = certs.server) {
   return startServer({ secure: true, key: pair.key, cert: pair.cert });
 }
 
+// The smtp-server of the running test, closed at its end by closeLast().
+let last: { close(): Promise<void> } | undefined;
+async function implicitServerPort(pair?: KeyPair) {
+  const server = await implicitServer(pair);
+  last = server;
+  return server;
+}
+async function closeLast() {
+  await last?.close();
+  last = undefined;
+}
+
 /** A scripted implicit-TLS server that greets, answers EHLO and QUIT. */
 function implicitScript(pair: KeyPair = certs.server): Step[] {
   return [{ upgradeTls: pair }, { send: "220 fault.example.test ESMTP\r\n" }, { expect: /^EHLO / }, { send: ehloReply(["PIPELINING"]) }, { expect: "QUIT" }, { send: "221 bye\r\n" }];
@@ -112,18 +124,6 @@ test("tls.servername is used when servername is not given, as in Nodemailer", as
   await conn.quit();
   await fault.close();
 });
-
-// One server per failure reason; closed right after its test.
-let last: { close(): Promise<void> } | undefined;
-async function implicitServerPort(pair?: KeyPair) {
-  const server = await implicitServer(pair);
-  last = server;
-  return server;
-}
-async function closeLast() {
-  await last?.close();
-  last = undefined;
-}
 
 const refusals: [string, keyof typeof certs, string][] = [
   ["a self-signed certificate", "selfSigned", "DEPTH_ZERO_SELF_SIGNED_CERT"],
