@@ -89,9 +89,13 @@ async function xoauth2Login(session: AuthSession, auth: AuthCredentials, user: s
       throw new SMTPError("EAUTH", `Could not get an OAuth2 access token: ${(err as Error)?.message ?? err}`, { command: "AUTH XOAUTH2", temporary: true, cause: err });
     }
     if (!token) throw authError("XOAUTH2 needs an access token (oauth2.accessToken or a token provider)");
-    const reply = await drive(session, xoauth2(user, token));
+    // Only a 334 error challenge says the token itself was refused (as in Nodemailer); a
+    // plain 535 or 454 is not cured by a new token, and renewing costs a provider round trip.
+    let challenged = false;
+    const mechanism = xoauth2(user, token);
+    const reply = await drive(session, { ...mechanism, next: (challenge) => ((challenged = true), mechanism.next(challenge)) });
     if (reply.code === REPLY.AUTH_SUCCESS) return;
-    const canRenew = !renew && (typeof oauth2.getToken === "function" || typeof oauth2.provisionCallback === "function");
+    const canRenew = challenged && !renew && (typeof oauth2.getToken === "function" || typeof oauth2.provisionCallback === "function");
     if (!canRenew || reply.code === REPLY.SERVICE_NOT_AVAILABLE) throw authError(`Invalid login with XOAUTH2`, reply);
     renew = true;
   }

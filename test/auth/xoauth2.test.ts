@@ -3,7 +3,7 @@
  * a fixed access token, and token providers (oauth2.getToken as Promise or callback,
  * oauth2.provisionCallback). A refused token comes back as a 334 carrying a JSON error;
  * the client answers it with an empty line, takes the 535, fetches a fresh token once and
- * tries again, and never more than once.
+ * tries again, and never more than once; a refusal without that challenge is final.
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -167,6 +167,35 @@ test("renews at most once: a fresh token that is refused too fails with EAUTH", 
   assert.equal(xoauth2Attempts(server), [false, false]);
   await conn.quit();
   await server.close();
+});
+
+test("a refusal without the 334 error challenge is not a token problem: no renewal", async () => {
+  const fault = await startFaultServer([
+    ...greetAndEhlo(["AUTH XOAUTH2"]),
+    { expect: /^AUTH XOAUTH2 / },
+    { send: "535 5.7.8 Account disabled\r\n" },
+    { expect: "QUIT" },
+    { send: "221 bye\r\n" },
+  ]);
+  const conn = await connectTo(fault.port);
+  const renews: boolean[] = [];
+  const err = await failure(
+    conn.login({
+      user: USER,
+      oauth2: {
+        getToken: async (renew: boolean) => {
+          renews.push(renew);
+          return FRESH;
+        },
+      },
+    }),
+  );
+  assert.is(err.code, "EAUTH");
+  assert.is(err.responseCode, 535);
+  assert.equal(renews, [false], "the provider was asked once, not to renew");
+  await conn.quit();
+  fault.assertNoScriptErrors();
+  await fault.close();
 });
 
 test("a token provider that fails makes login() fail with EAUTH, its error as cause, before AUTH is sent", async () => {
