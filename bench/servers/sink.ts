@@ -8,8 +8,10 @@
  * For the correctness check it counts, since the last `reset`: messages, body bytes
  * (everything between the 354 and the terminator's `.\r\n`, dot-stuffing kept), optional
  * SHA-256 of those bytes, and "flights": reads that arrived after the sink had written
- * a reply since the previous read. On a link with delay, flights per message is the
- * number of round trips a client waits for per message.
+ * a reply since the previous read and that carry part of a transaction (MAIL, RCPT,
+ * DATA, RSET or body bytes; the greeting, EHLO and QUIT are counted apart). On a link
+ * with delay, flights per message is the number of round trips a client waits for per
+ * message.
  *
  * It runs as its own process and talks to the runner over IPC:
  *   → { type: "ready", port }            once listening
@@ -30,6 +32,8 @@ export interface SinkStats {
   /** Hex SHA-256 of each message's body (when hashing), in order (capped at 64). */
   hashes: string[];
   flights: number;
+  /** Flights that carried no transaction: EHLO, QUIT and the like. */
+  setupFlights: number;
   commands: number;
 }
 
@@ -42,7 +46,7 @@ let stats: SinkStats = emptyStats();
 let hashing = false;
 
 function emptyStats(): SinkStats {
-  return { connections: 0, messages: 0, bytes: 0, sizes: [], hashes: [], flights: 0, commands: 0 };
+  return { connections: 0, messages: 0, bytes: 0, sizes: [], hashes: [], flights: 0, setupFlights: 0, commands: 0 };
 }
 
 /** One client session: command mode until DATA's 354, then data mode until the terminator. */
@@ -59,6 +63,8 @@ class Session {
   #hash: Hash | undefined;
   #out = "";
   #repliedSinceRead = false;
+  /** The current read carried part of a transaction. */
+  #inTransaction = false;
 
   constructor(socket: Socket) {
     this.#socket = socket;
@@ -81,16 +87,18 @@ class Session {
   }
 
   #onData(chunk: Buffer): void {
-    if (this.#repliedSinceRead) {
-      stats.flights++;
-      this.#repliedSinceRead = false;
-    }
+    const newFlight = this.#repliedSinceRead;
+    this.#repliedSinceRead = false;
+    this.#inTransaction = this.#inData;
     let offset = 0;
-    while (offset < chunk.length) {
+    while (offset >= 0 && offset < chunk.length) {
       offset = this.#inData ? this.#takeData(chunk, offset) : this.#takeCommands(chunk, offset);
-      if (offset < 0) return; // the session was closed
     }
-    this.#flush();
+    if (newFlight) {
+      if (this.#inTransaction) stats.flights++;
+      else stats.setupFlights++;
+    }
+    if (offset >= 0) this.#flush();
   }
 
   /** Reads command lines from `chunk` at `offset`; returns where DATA's body starts, or the end. */
@@ -119,16 +127,22 @@ class Session {
           this.#reply("250 sink.bench\r\n");
           break;
         case "MAIL":
+          this.#inTransaction = true;
           this.#reply("250 2.1.0 Ok\r\n");
           break;
         case "RCPT":
+          this.#inTransaction = true;
           this.#reply("250 2.1.5 Ok\r\n");
           break;
         case "RSET":
+          this.#inTransaction = true;
+          this.#reply("250 2.0.0 Ok\r\n");
+          break;
         case "NOOP":
           this.#reply("250 2.0.0 Ok\r\n");
           break;
         case "DATA":
+          this.#inTransaction = true;
           this.#reply("354 End data with <CR><LF>.<CR><LF>\r\n");
           this.#inData = true;
           // The CRLF ending "DATA" counts as the line end before an immediate ".\r\n".

@@ -14,7 +14,7 @@ let stats: SinkStats = emptyStats();
 let hashing = false;
 
 function emptyStats(): SinkStats {
-  return { connections: 0, messages: 0, bytes: 0, sizes: [], hashes: [], flights: 0, commands: 0 };
+  return { connections: 0, messages: 0, bytes: 0, sizes: [], hashes: [], flights: 0, setupFlights: 0, commands: 0 };
 }
 
 const server = new SMTPServer({
