@@ -164,6 +164,8 @@ export async function authenticate(session: AuthSession, auth: AuthCredentials):
     default:
       throw authError(`Unknown authentication method "${method}"`);
   }
+  // As Nodemailer: without both a user name and a password there is nothing to send.
+  if (!creds.user || !creds.pass) throw authError(`Missing credentials for "${method}": login() needs user and pass`);
   const reply = await drive(session, mechanism);
   if (reply.code !== REPLY.AUTH_SUCCESS) throw authError(`Invalid login with ${method}`, reply);
 }

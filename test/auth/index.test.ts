@@ -62,6 +62,19 @@ test("an unknown method fails with EAUTH before anything is sent", async () => {
   await server.close();
 });
 
+test("a missing user or password fails with EAUTH before anything is sent", async () => {
+  const server = await startServer({ users });
+  const conn = await connectTo(server.port);
+  for (const auth of [{ user: "me" }, { pass: "s3cret" }, { user: "me", pass: "", method: "LOGIN" }, {}]) {
+    const err = await failure(conn.login(auth));
+    assert.is(err.code, "EAUTH", JSON.stringify(auth));
+    assert.match(err.message, /Missing credentials/);
+  }
+  assert.equal(authLines(server.commands), []);
+  await conn.quit();
+  await server.close();
+});
+
 test("EAUTH carries the reply, its code and enhanced code, and the command; a 454 is temporary", async () => {
   const fault = await startFaultServer([
     ...greetAndEhlo(["AUTH PLAIN"]),
