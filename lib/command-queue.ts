@@ -51,9 +51,19 @@ export class CommandQueue {
    * behind; callers still see the rejection when they await it.
    */
   send(command: string, line: string, logAs?: string): Promise<Reply> {
+    if (!this.#failure) {
+      // A line refused by the writer (CR or LF in it) queues no entry, so the replies to
+      // later commands stay matched to them; the caller gets a rejection, never a throw.
+      try {
+        this.#write(line, logAs);
+      } catch (err) {
+        const refused = Promise.reject(err as SMTPError);
+        refused.catch(() => {});
+        return refused;
+      }
+    }
     const reply = this.expect(command);
     reply.catch(() => {});
-    if (!this.#failure) this.#write(line, logAs);
     return reply;
   }
 
