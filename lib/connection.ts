@@ -208,10 +208,12 @@ export class SMTPConnection extends EventEmitter {
   async #connect(): Promise<void> {
     if (this.#state !== "new") throw new SMTPError("ECONNECTION", this.#state === "closed" ? "Connection is closed" : "connect() was already called", { command: "API" });
     this.#state = "connecting";
+    // Counted before the handshake starts: a failure it throws synchronously (a bad EHLO
+    // name) must find connect() as its receiver, not become an unhandled 'error' event.
+    this.#activeOps++;
     // Operations called while connecting wait for the handshake.
     const handshake = this.#handshake();
     this.#opTail = handshake.catch(() => {});
-    this.#activeOps++;
     try {
       await handshake;
     } finally {

@@ -30,6 +30,11 @@ function isChunk(chunk: unknown): chunk is string | Uint8Array {
   return typeof chunk === "string" || chunk instanceof Uint8Array;
 }
 
+/** Node destroys a Writable written after end(): a bug in the caller's code, named as such. */
+function writeAfterEnd(err: Error | null): boolean {
+  return (err as { code?: unknown } | null)?.code === "ERR_STREAM_WRITE_AFTER_END";
+}
+
 export class SendStream extends Writable {
   /** The SendInfo, once the server accepted the message. */
   info?: SendInfo;
@@ -78,7 +83,9 @@ export class SendStream extends Writable {
       const reason =
         err instanceof SMTPError
           ? err
-          : new SMTPError("ESTREAM", err ? `Message source failed: ${err.message}` : "Message stream was destroyed before end()", { command: "DATA", temporary: false, cause: err ?? undefined });
+          : writeAfterEnd(err)
+            ? new SMTPError("ESTREAM", "write() after end(): the message the caller ended is not the whole message, so it is abandoned", { command: "API", temporary: false, cause: err })
+            : new SMTPError("ESTREAM", err ? `Message source failed: ${err.message}` : "Message stream was destroyed before end()", { command: "DATA", temporary: false, cause: err ?? undefined });
       this.#abortReason = reason;
       this.#aborted(reason);
       done(err ? reason : null);

@@ -89,6 +89,11 @@ function lookupWithTimeout(timeoutMs: number, allowInternal: boolean) {
  * (empty for a socket that is connected already), so the caller applies its own timeout.
  */
 export function openSocket(options: OpenOptions): { socket: Socket; readyEvent: string } {
+  // net.connect opens its handle before it checks the port, and a throw leaves that handle
+  // open for the life of the process: check first.
+  if (!options.connection && !(Number.isInteger(options.port) && options.port > 0 && options.port < 65536)) {
+    throw new SMTPError("ECONNECTION", `Invalid port ${options.port}: an integer from 1 to 65535 is expected`, { command: "API", temporary: false });
+  }
   if (options.connection) {
     // A `connection` with `secure` (and not `secured`) gets its TLS handshake here, as in
     // Nodemailer: trusting it as encrypted would send credentials in cleartext.
