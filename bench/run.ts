@@ -329,7 +329,7 @@ async function largeCase(sink: ServerProcess, smtpServer: ServerProcess, files: 
   for (const [server, sizes] of targets) {
     for (const size of sizes) {
       const file = files.get(size)!;
-      const variant = `${size / MiB} MiB → ${server.name}`;
+      const variant = `${sizeLabel(size)} → ${server.name}`;
       progress(`large ${variant}: `);
       const hashed = size === plan.hashedSize;
       // smtp-server undoes dot-stuffing; the fast sink counts the stuffed bytes.
@@ -394,7 +394,7 @@ async function smallCase(sink: ServerProcess, proxy: ServerProcess): Promise<{ m
 }
 
 async function relayCase(sink: ServerProcess, smtpServer: ServerProcess, file: MessageFile): Promise<void> {
-  const variant = `${file.bytes / MiB} MiB via smtp-server`;
+  const variant = `${sizeLabel(file.bytes)} via smtp-server`;
   progress(`relay ${variant}: `);
   const feederArgs = (port: number): string[] => ["--client", "raw", "--port", String(port), "--file", file.path, "--stuffed", file.stuffedPath];
   for (let rep = 0; rep < plan.reps; rep++) {
@@ -457,6 +457,10 @@ interface Target {
   met: boolean | undefined;
 }
 
+function sizeLabel(size: number): string {
+  return size >= 1024 * MiB ? `${size / 1024 / MiB} GiB` : `${size / MiB} MiB`;
+}
+
 function find(caseName: string, variantStart: string, client: string): Row | undefined {
   return rows.find((r) => r.case === caseName && r.variant.startsWith(variantStart) && r.client === client);
 }
@@ -472,20 +476,20 @@ function targets(): Target[] {
     add("encoder, CRLF text: >= 0.5x the plain indexOf scan", ratio(crlf, baselineOf(crlf)), (v) => v >= 0.5);
   }
   for (const size of plan.largeSinkSizes.filter((s) => s >= 256 * MiB)) {
-    const row = find("large", `${size / MiB} MiB → sink`, "smtp-wire");
+    const row = find("large", `${sizeLabel(size)} → sink`, "smtp-wire");
     if (!row) continue;
-    const label = size >= 1024 * MiB ? `${size / 1024 / MiB} GiB` : `${size / MiB} MiB`;
+    const label = sizeLabel(size);
     add(`large ${label} → sink: >= 0.85x raw socket`, ratio(row, baselineOf(row)), (v) => v >= 0.85);
     add(`large ${label} → sink: >= 3x Nodemailer`, ratio(row, nodemailerOf(row)), (v) => v >= 3);
   }
   for (const size of plan.largeSinkSizes) {
-    const row = find("large", `${size / MiB} MiB → sink`, "smtp-wire");
+    const row = find("large", `${sizeLabel(size)} → sink`, "smtp-wire");
     const raw = row && baselineOf(row);
     if (!row || !raw) continue;
     const ours = summarize(row);
     const theirs = summarize(raw);
     const extra = ours.ok && theirs.ok ? ours.rss - theirs.rss : undefined;
-    add(`large ${size / MiB} MiB → sink: peak RSS within 16 MiB of raw`, extra, (v) => v <= 16, (v) => `${v >= 0 ? "+" : ""}${v.toFixed(1)} MiB`);
+    add(`large ${sizeLabel(size)} → sink: peak RSS within 16 MiB of raw`, extra, (v) => v <= 16, (v) => `${v >= 0 ? "+" : ""}${v.toFixed(1)} MiB`);
   }
   const small0 = find("small", "4 KiB, 0 RTT", "smtp-wire");
   if (small0) add("small, 0 RTT: >= 1.2x Nodemailer's msg/s", ratio(small0, nodemailerOf(small0)), (v) => v >= 1.2);
@@ -623,14 +627,18 @@ async function main(): Promise<void> {
       const out: string[] = [];
       out.push(
         `${info.date}  commit ${info.commit}  Node ${info.node}  ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB  nodemailer ${info.nodemailer}`,
-        `child env: ${info.env}; ${plan.reps} reps per client, each in a fresh process; MB/s = 10^6 bytes of message per second`,
+        `child env: ${info.env}; reps per client: ${plan.reps}, each in a fresh process; MB/s = 10^6 bytes of message per second`,
         `load average: ${info.loadAtStart} at start, ${loadavg()[0]!.toFixed(2)} at end${Number(info.loadAtStart) > 0.5 ? " (other work shared the CPU: expect noise)" : ""}`,
         "",
         table(),
         "",
+        "/raw: the row over the raw-socket row of its input (encoder: over the indexOf scan; relay: over the feeder",
+        "into smtp-server alone). /nodemailer: smtp-wire over Nodemailer. trips/msg: round trips per message the sink",
+        "saw (reads that followed a reply). peak RSS: the client's (relay: the relaying process's), median of reps.",
+        "",
         measuredRtt !== undefined ? `Delaying proxy: mean added delay ${measuredRtt.toFixed(2)} ms per reply.` : "",
         "Targets (issue 5):",
-        ...goals.map((t) => `  [${t.met === undefined ? " n/a " : t.met ? " met " : "MISSED"}] ${t.text}: ${t.value}`),
+        ...(goals.length ? goals.map((t) => `  [${t.met === undefined ? " n/a " : t.met ? " met " : "MISSED"}] ${t.text}: ${t.value}`) : ["  (none in the cases run)"]),
         "",
         `${minutes.toFixed(1)} minutes`,
       );
