@@ -96,7 +96,9 @@ export function fromReply(code: SMTPErrorCode, what: string, reply: Reply, comma
     responseCode: reply.code,
     enhancedCode: reply.enhancedCode,
     command,
-    temporary: reply.code >= 400 && reply.code < 500,
+    // 5xx refuses and 4xx asks for a retry. A 2xx or 3xx that fails a command is a server
+    // out of step with the protocol: not a refusal, so a relay retries rather than bounces.
+    temporary: reply.code < 500,
     ...extra,
   });
 }

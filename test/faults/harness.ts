@@ -454,7 +454,11 @@ export function assertSMTPError(error: unknown, where: string): asserts error is
   assert.type(e.command, "string", `${where}: command is set`);
   assert.ok(e.command!.length > 0, `${where}: command is not empty`);
   assert.type(e.temporary, "boolean", `${where}: temporary is a boolean`);
-  if (e.code === "ECONNECTION" || e.code === "ETIMEDOUT" || e.code === "EPROTOCOL") assert.is(e.temporary, true, `${where}: ${e.code} is temporary (a retry may work)`);
+  // A 5xx refuses; anything else the server or the network did may pass on a retry.
+  if (e.responseCode !== undefined) assert.is(e.temporary, e.responseCode < 500, `${where}: temporary follows the reply code ${e.responseCode}`);
+  else if ((e.code === "ECONNECTION" || e.code === "ETIMEDOUT" || e.code === "EPROTOCOL") && e.command !== "API") {
+    assert.is(e.temporary, true, `${where}: ${e.code} is temporary (a retry may work)`);
+  }
 }
 
 /** Waits for pending I/O callbacks, then fails if a socket, server or timer is still open. */
