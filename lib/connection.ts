@@ -436,8 +436,9 @@ export class SMTPConnection extends EventEmitter {
     // A reply that arrived before the command it would answer was written answers nothing.
     // With no other command pending, anything still unread in the reply pipeline was sent
     // unasked; taking it as this command's reply would put every later reply off by one.
-    if (this.#queue.size === 1 && this.#hasUnreadInput(this.#wiring)) {
-      return this.#teardown(protocolError(`Unexpected reply from server with no command pending (before ${this.#queue.head})`, this.#queue.head));
+    // (The queue writes a command before it queues its entry, so "no other" is size 0.)
+    if (this.#queue.size === 0 && this.#hasUnreadInput(this.#wiring)) {
+      return this.#teardown(protocolError(`Unexpected reply from server with no command pending (before ${line.split(" ")[0]})`, line.split(" ")[0]));
     }
     this.#transcript.client(logAs ?? line);
     this.#wiring.socket.write(line + "\r\n");
