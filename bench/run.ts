@@ -583,10 +583,12 @@ async function main(): Promise<void> {
     for (const server of servers) server.stop();
     rmSync(dir, { recursive: true, force: true });
   };
-  process.once("SIGINT", () => {
-    cleanup();
-    process.exit(130);
-  });
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      cleanup();
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    });
+  }
   try {
     const info = machine();
     progress(`smtp-wire bench${quick ? " --quick" : ""}: ${info.cores} cores, ${info.memoryGiB} GiB, Node ${info.node}, commit ${info.commit}\n`);
