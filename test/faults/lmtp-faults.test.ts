@@ -1,0 +1,61 @@
+/**
+ * LMTP's end of data gets one reply per accepted recipient (RFC 2033 §4.2), so a fault
+ * between those replies leaves the message delivered to some recipients and not to
+ * others. What the caller gets then is pinned here (docs/failure-behaviour.md says it):
+ * the send fails like any fault after the terminator, and the error does not say which
+ * recipients already have the message.
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { SMTPConnection, type SMTPError } from "../../lib/index.js";
+import { startFaultServer, type Step } from "../helpers/fault-server.js";
+import { settlesWithin } from "../helpers/callbacks.js";
+import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { HANG_MS, assertNothingOpen, assertSMTPError } from "./harness.js";
+
+const unhandled = trackUnhandled();
+const env = { from: "sender@example.test", to: ["first@example.test", "second@example.test"] };
+
+function lmtp(afterFirstReply: Step[]): Step[] {
+  return [
+    { send: "220 lmtp.example.test LMTP\r\n" },
+    { expect: /^LHLO / },
+    { send: "250-lmtp.example.test\r\n250 PIPELINING\r\n" },
+    { expect: /^MAIL FROM/ },
+    { expect: /^RCPT TO/ },
+    { expect: /^RCPT TO/ },
+    { expect: "DATA" },
+    { send: "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n" },
+    { expectData: true },
+    { send: "250 2.0.0 <first@example.test> Saved\r\n" },
+    ...afterFirstReply,
+  ];
+}
+
+for (const [fault, steps, code] of [
+  ["closes", [{ close: true }], "ECONNECTION"],
+  ["stalls", [{ stall: true }], "ETIMEDOUT"],
+  ["sends garbage", [{ send: "not a reply\r\n" }, { stall: true }], "EPROTOCOL"],
+] as const) {
+  test(`LMTP: a server that ${fault} after the first recipient's final reply fails the send with ${code}`, async () => {
+    const server = await startFaultServer(lmtp([...steps]));
+    const conn = new SMTPConnection({ host: server.host, port: server.port, lmtp: true, socketTimeout: 300 });
+    await conn.connect();
+    const err = await settlesWithin(conn.send(env, "Subject: x\r\n\r\nbody\r\n").then(() => undefined, (e: SMTPError) => e), HANG_MS, "the send");
+    assertSMTPError(err, "LMTP send");
+    assert.is(err.code, code);
+    assert.is(err.command, "DATA");
+    assert.is(err.temporary, true);
+    const c = await server.connection();
+    assert.ok(c.data[0]?.toString().endsWith("\r\n.\r\n"), "the whole message went out: the first recipient has it");
+    await server.close();
+    await assertNothingOpen(`LMTP ${fault}`);
+  });
+}
+
+test("leaves no socket, timer or rejection behind", async () => {
+  unhandled.assertNone();
+  await assertNoLeaks();
+});
+
+test.run();
