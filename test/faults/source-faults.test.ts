@@ -21,7 +21,7 @@ const LINE = "y".repeat(510) + "\r\n";
 /** How the source misbehaves once the server has `afterBytes` body bytes (0: at once). */
 interface SourceFault {
   name: string;
-  /** Body bytes the server waits for before the source fails. */
+  /** Body bytes the server waits for before the source fails; -1: it fails at once, before the 354. */
   afterBytes: number;
   /** Makes the source (already holding `afterBytes` bytes of lines). */
   make(): Readable;
@@ -42,6 +42,13 @@ const SOURCE_FAULTS: SourceFault[] = [
     name: "is destroyed mid-message",
     afterBytes: 3 * LINE.length,
     make: () => lines(3),
+    fail: (source) => source.destroy(),
+    message: /closed before it ended|destroyed|premature/i,
+  },
+  {
+    name: "ends early, closing without 'end' while the envelope is still in flight",
+    afterBytes: -1,
+    make: () => lines(0),
     fail: (source) => source.destroy(),
     message: /closed before it ended|destroyed|premature/i,
   },
@@ -104,7 +111,7 @@ for (const fault of SOURCE_FAULTS) {
     test(`a source that ${fault.name}, through ${api}: ESTREAM, source destroyed, no terminator, the connection closes`, async () => {
       let arrived!: () => void;
       const bytesArrived = new Promise<void>((resolve) => (arrived = resolve));
-      const server = await startFaultServer(script(fault.afterBytes, arrived));
+      const server = await startFaultServer(script(Math.max(0, fault.afterBytes), arrived));
       const conn = new SMTPConnection({ host: server.host, port: server.port });
       const errorEvents: unknown[] = [];
       conn.on("error", (err) => errorEvents.push(err));
@@ -122,7 +129,7 @@ for (const fault of SOURCE_FAULTS) {
       }
       const settled = outcome.then(() => "resolved", (err: unknown) => err);
       const queued = conn.send(ENVELOPE, MESSAGE).then(() => "resolved", (err: unknown) => err);
-      await settlesWithin(bytesArrived, HANG_MS, "the first body bytes");
+      if (fault.afterBytes >= 0) await settlesWithin(bytesArrived, HANG_MS, "the first body bytes");
       fault.fail(source);
 
       const err = await settlesWithin(settled, HANG_MS, api);
