@@ -33,6 +33,8 @@ if (positionals.length !== 1) {
   process.stderr.write("usage: node profile-summary.js FILE.cpuprofile [--top N] [--match TEXT]\n");
   process.exit(2);
 }
+// Piped into `head`: stop quietly when the reader has gone.
+process.stdout.on("error", () => process.exit(0));
 const profile = JSON.parse(readFileSync(positionals[0]!, "utf8")) as Profile;
 const top = Number(values.top);
 const match = values.match!;

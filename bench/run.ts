@@ -4,7 +4,7 @@
  * what the server received against what was sent, and prints one table: median, min–max,
  * the ratios to the raw socket and to Nodemailer, peak RSS, and the targets of issue 5.
  *
- *   npm run bench                      full run (about 15 minutes)
+ *   npm run bench                      full run (6 to 10 minutes on 2 cores)
  *   npm run bench -- --quick           about a minute: smaller inputs, no 1 GiB message
  *   npm run bench -- --json            machine-readable results instead of the table
  *   npm run bench -- --only encoder,large,small,relay    some cases only
