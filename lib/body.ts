@@ -1,28 +1,32 @@
 /**
  * The two ways a message body reaches the socket, and the replies each waits for.
  *
- * DATA (RFC 5321 §4.1.1.4): after 354 the body goes through the DataEncoder (CRLF,
- * dot-stuffing, terminator); the final reply, or LMTP's one per recipient, comes after
- * the terminator, so any reply before the body ended is an early refusal.
+ * DATA (RFC 5321 §4.1.1.4): after 354 the body is encoded (CRLF, dot-stuffing,
+ * terminator); the final reply, or LMTP's one per recipient, comes after the terminator,
+ * so any reply before the body ended is an early refusal.
  * BDAT (RFC 3030): the body is normalised to CRLF, framed in length-prefixed chunks and
  * pipelined; every chunk gets a reply, and the final one(s) answer "BDAT 0 LAST". A
  * refused chunk stops the transaction.
  *
- * A channel only moves bytes and collects replies; the transaction decides what they mean.
+ * The channels call the stages' encoding directly and write to the socket themselves:
+ * a chunk costs one function call and one socket write on its way, not a Transform's
+ * buffering and events, and the socket's own backpressure ('drain') reaches the
+ * SendStream unchanged. A channel only moves bytes and collects replies; the transaction
+ * decides what they mean.
  */
 import type { Socket } from "node:net";
 import type { Reply } from "./types.js";
 import type { SMTPError } from "./errors.js";
 import type { CommandQueue } from "./command-queue.js";
 import type { BodySink } from "./send-stream.js";
-import { DataEncoder } from "./stages/data-encoder.js";
-import { BdatEncoder } from "./stages/bdat-encoder.js";
+import { BodyEncoding } from "./stages/data-encoder.js";
+import { BDAT_LAST, bdatHeader } from "./stages/bdat-encoder.js";
 
 /** Something that went wrong before the body was complete. */
 export type BodyProblem = { kind: "early"; reply: Reply; command: string } | { kind: "dead"; err: SMTPError };
 
 export interface BodyChannel {
-  /** Where the SendStream writes the message. */
+  /** Where the message goes: the SendStream writes into it. */
   sink: BodySink;
   /** Resolves once the last byte of the body (terminator or last chunk) went to the socket. */
   flushed: Promise<void>;
@@ -34,12 +38,9 @@ export interface BodyChannel {
   finalReplies: Promise<Reply>[];
   /** messageSize: bytes after 354 with the terminator, or the sum of BDAT payloads. */
   size(): number;
-  /** Stops the body at once (nothing more reaches the socket). */
+  /** Stops the body at once: nothing more reaches the socket. */
   stop(): void;
 }
-
-/** readable-stream's pipe/unpipe take any Node Writable; its types only know its own. */
-const target = (stream: unknown): never => stream as never;
 
 function expectReply(queue: CommandQueue, command: string): Promise<Reply> {
   const reply = queue.expect(command);
@@ -47,14 +48,48 @@ function expectReply(queue: CommandQueue, command: string): Promise<Reply> {
   return reply;
 }
 
+/** A sink writing straight to the socket; `encode` turns one chunk into socket writes. */
+function socketSink(socket: Socket, encode: (chunk: Buffer, write: (bytes: Buffer) => void) => void, finish: (write: (bytes: Buffer) => void) => void, onEnd: () => void) {
+  let stopped = false;
+  let full = false;
+  const write = (bytes: Buffer) => {
+    if (!socket.write(bytes)) full = true;
+  };
+  const sink: BodySink = {
+    write(chunk) {
+      if (stopped) return true;
+      full = false;
+      encode(chunk, write);
+      return !full;
+    },
+    end() {
+      if (stopped) return;
+      finish(write);
+      onEnd();
+    },
+    once(_event, listener) {
+      socket.once("drain", listener);
+    },
+    cork: () => socket.cork(),
+    uncork: () => socket.uncork(),
+  };
+  return { sink, stop: () => void (stopped = true) };
+}
+
 /** DATA after its 354: `expected` final replies (1, or one per accepted LMTP recipient). */
 export function dataChannel(queue: CommandQueue, socket: Socket, expected: number): BodyChannel {
   const finalReplies = Array.from({ length: expected }, () => expectReply(queue, "DATA"));
-  const encoder = new DataEncoder();
-  encoder.pipe(target(socket), { end: false });
+  const encoding = new BodyEncoding(true);
+  let flushed!: () => void;
+  const { sink, stop } = socketSink(
+    socket,
+    (chunk, write) => encoding.encode(chunk, write),
+    (write) => write(encoding.finish()!),
+    () => flushed(),
+  );
   return {
-    sink: encoder,
-    flushed: new Promise((resolve) => encoder.once("end", resolve)),
+    sink,
+    flushed: new Promise((resolve) => (flushed = resolve)),
     problem: new Promise((resolve) =>
       finalReplies[0]!.then(
         (reply) => resolve({ kind: "early", reply, command: "DATA" }),
@@ -63,11 +98,8 @@ export function dataChannel(queue: CommandQueue, socket: Socket, expected: numbe
     ),
     chunkReplies: [],
     finalReplies,
-    size: () => encoder.bytes,
-    stop() {
-      encoder.unpipe(target(socket));
-      encoder.destroy();
-    },
+    size: () => encoding.bytes,
+    stop,
   };
 }
 
@@ -77,40 +109,44 @@ export function bdatChannel(queue: CommandQueue, socket: Socket, expected: numbe
   const problem = new Promise<BodyProblem>((resolve) => (report = resolve));
   const chunkReplies: Promise<Reply>[] = [];
   const finalReplies: Promise<Reply>[] = [];
-  const watch = (reply: Promise<Reply>, mustBePositive: boolean) =>
+  const encoding = new BodyEncoding(false);
+  let payload = 0;
+  // Each chunk's reply is queued before its frame is written, so it can never arrive first.
+  const frame = (bytes: Buffer, write: (bytes: Buffer) => void) => {
+    const reply = expectReply(queue, "BDAT");
+    chunkReplies.push(reply);
     reply.then(
       (r) => {
-        if (mustBePositive && (r.code < 200 || r.code >= 300)) report({ kind: "early", reply: r, command: "BDAT" });
+        if (r.code < 200 || r.code >= 300) report({ kind: "early", reply: r, command: "BDAT" });
       },
       (err: SMTPError) => report({ kind: "dead", err }),
     );
-  const framer = new BdatEncoder({
-    onChunk(_size, last) {
-      if (!last) {
-        const reply = expectReply(queue, "BDAT");
-        chunkReplies.push(reply);
-        watch(reply, true);
-        return;
-      }
+    payload += bytes.length;
+    socket.cork();
+    write(bdatHeader(bytes.length));
+    write(bytes);
+    socket.uncork();
+  };
+  let flushed!: () => void;
+  const { sink, stop } = socketSink(
+    socket,
+    (chunk, write) => encoding.encode(chunk, (bytes) => frame(bytes, write)),
+    (write) => {
+      const tail = encoding.finish();
+      if (tail) frame(tail, write);
       for (let i = 0; i < expected; i++) finalReplies.push(expectReply(queue, "BDAT"));
-      watch(finalReplies[0]!, false);
+      finalReplies[0]!.catch((err: SMTPError) => report({ kind: "dead", err }));
+      write(BDAT_LAST);
     },
-  });
-  const normaliser = new DataEncoder({ dotStuffing: false });
-  normaliser.pipe(target(framer));
-  framer.pipe(target(socket), { end: false });
+    () => flushed(),
+  );
   return {
-    sink: normaliser,
-    flushed: new Promise((resolve) => framer.once("end", resolve)),
+    sink,
+    flushed: new Promise((resolve) => (flushed = resolve)),
     problem,
     chunkReplies,
     finalReplies,
-    size: () => framer.bytes,
-    stop() {
-      normaliser.unpipe(target(framer));
-      framer.unpipe(target(socket));
-      normaliser.destroy();
-      framer.destroy();
-    },
+    size: () => payload,
+    stop,
   };
 }

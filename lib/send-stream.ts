@@ -14,11 +14,15 @@ import { Writable } from "node:stream";
 import type { SendInfo } from "./types.js";
 import { SMTPError } from "./errors.js";
 
-/** Where the body goes after 354: the first stage of the body channel. */
+/** Where the body goes after 354: the body channel, or any Writable stage. */
 export interface BodySink {
+  /** Takes one chunk; false means wait for 'drain' before the next. */
   write(chunk: Buffer): boolean;
   end(): void;
   once(event: "drain", listener: () => void): unknown;
+  /** Optional: group the writes of several chunks into one (socket cork/uncork). */
+  cork?(): void;
+  uncork?(): void;
 }
 
 type Done = (err?: Error | null) => void;
@@ -43,6 +47,7 @@ export class SendStream extends Writable {
   #finalDone: Done | undefined;
   #aborted!: (err: SMTPError) => void;
   #settled = false;
+  #bodyEnded = false;
   #abortReason: SMTPError | undefined;
   /** Resolves with the reason when the stream is destroyed before the message completed. */
   readonly aborted: Promise<SMTPError>;
@@ -70,6 +75,24 @@ export class SendStream extends Writable {
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: Done): void {
     if (this.#sink) this.#forward(chunk, done);
     else this.#held = { chunk, done };
+  }
+
+  /**
+   * Chunks that queued up while the socket was busy (or before 354) go out together:
+   * one corked burst, one system call, instead of one per chunk.
+   */
+  override _writev(chunks: { chunk: Buffer }[], done: Done): void {
+    if (!this.#sink) {
+      this.#held = { chunk: Buffer.concat(chunks.map((c) => c.chunk)), done };
+      return;
+    }
+    const sink = this.#sink;
+    sink.cork?.();
+    let ready = true;
+    for (const { chunk } of chunks) ready = sink.write(chunk) && ready;
+    sink.uncork?.();
+    if (ready) done();
+    else sink.once("drain", () => done());
   }
 
   override _final(done: Done): void {
@@ -132,6 +155,10 @@ export class SendStream extends Writable {
   }
 
   #endBody(): void {
+    // attach() and _final() can both get here for one stream (a held write completing
+    // synchronously lets Writable call _final at once): the body ends exactly once.
+    if (this.#bodyEnded) return;
+    this.#bodyEnded = true;
     this.#sink!.end();
   }
 }

@@ -19,7 +19,13 @@ export interface BdatEncoderOptions extends TransformOptions {
   onChunk?: ChunkListener;
 }
 
-const LAST = Buffer.from("BDAT 0 LAST\r\n");
+/** The closing frame. */
+export const BDAT_LAST = Buffer.from("BDAT 0 LAST\r\n");
+
+/** The command line that announces a chunk of `size` bytes. */
+export function bdatHeader(size: number): Buffer {
+  return Buffer.from(`BDAT ${size}\r\n`, "latin1");
+}
 
 export class BdatEncoder extends Transform {
   #bytes = 0;
@@ -41,7 +47,7 @@ export class BdatEncoder extends Transform {
     if (data.length > 0) {
       this.#onChunk(data.length, false);
       this.#bytes += data.length;
-      this.push(Buffer.from(`BDAT ${data.length}\r\n`, "latin1"));
+      this.push(bdatHeader(data.length));
       this.push(data);
     }
     callback();
@@ -49,7 +55,7 @@ export class BdatEncoder extends Transform {
 
   override _flush(callback: (error?: Error | null) => void): void {
     this.#onChunk(0, true);
-    this.push(LAST);
+    this.push(BDAT_LAST);
     callback();
   }
 }

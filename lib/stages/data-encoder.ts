@@ -53,12 +53,6 @@ function insert(position: number, byte: number): void {
   insertByte[insertCount++] = byte;
 }
 
-/**
- * Encodes a DATA body: CRLF line endings, dot-stuffing, terminator on end.
- *
- * Writable side: Buffers or strings (any chunking gives byte-identical output). Readable
- * side: the encoded bytes. Never fails on content; every byte sequence has an encoding.
- */
 export interface DataEncoderOptions extends TransformOptions {
   /**
    * Default true: DATA framing (dot-stuffing and the terminator). false only normalises
@@ -67,53 +61,50 @@ export interface DataEncoderOptions extends TransformOptions {
   dotStuffing?: boolean;
 }
 
-export class DataEncoder extends Transform {
+/**
+ * The encoding itself, without stream machinery: the DataEncoder stage wraps one, and
+ * the connection's body channel calls one directly so each chunk costs one function call
+ * on its way to the socket, not a Transform's buffering and events.
+ */
+export class BodyEncoding {
   readonly #dotStuffing: boolean;
   /** The next byte starts a line: at the start of the data, and after each CRLF. */
   #atLineStart = true;
-  /** The last byte pushed is a CR whose LF may be the first byte of the next chunk. */
+  /** The last byte emitted is a CR whose LF may be the first byte of the next chunk. */
   #pendingCR = false;
   #bytes = 0;
 
-  constructor(options: DataEncoderOptions = {}) {
-    const { dotStuffing = true, ...streamOptions } = options;
-    super(streamOptions);
+  constructor(dotStuffing = true) {
     this.#dotStuffing = dotStuffing;
   }
 
-  /** Bytes pushed so far, after CRLF normalisation and dot-stuffing, terminator included once ended. */
+  /** Bytes emitted so far, after CRLF normalisation and dot-stuffing, terminator included once finished. */
   get bytes(): number {
     return this.#bytes;
   }
 
-  override _transform(chunk: Buffer | string, encoding: BufferEncoding | "buffer", callback: (error?: Error | null) => void): void {
-    const data = typeof chunk === "string" ? Buffer.from(chunk, encoding === "buffer" ? "utf8" : encoding) : chunk;
-    if (data.length <= WINDOW) this.#encode(data);
-    else for (let offset = 0; offset < data.length; offset += WINDOW) this.#encode(data.subarray(offset, offset + WINDOW));
-    callback();
+  /** Encodes `data`, handing each output Buffer to `emit` (the input itself when nothing changes). */
+  encode(data: Buffer, emit: (output: Buffer) => void): void {
+    if (data.length <= WINDOW) this.#encodeWindow(data, emit);
+    else for (let offset = 0; offset < data.length; offset += WINDOW) this.#encodeWindow(data.subarray(offset, offset + WINDOW), emit);
   }
 
-  override _flush(callback: (error?: Error | null) => void): void {
-    if (!this.#dotStuffing) {
-      // No terminator; only a CR left at the very end still needs its LF.
-      if (this.#pendingCR) this.#pushCounted(INSERT_LF);
-      this.#pendingCR = false;
-      return callback();
-    }
-    const terminator = this.#pendingCR ? TERMINATOR_AFTER_CR : this.#atLineStart ? TERMINATOR : TERMINATOR_MID_LINE;
+  /**
+   * The bytes that end the body: the terminator for DATA; for BDAT only the LF a CR at the
+   * very end still needs (undefined when none).
+   */
+  finish(): Buffer | undefined {
+    const pendingCR = this.#pendingCR;
     this.#pendingCR = false;
+    let tail: Buffer | undefined;
+    if (!this.#dotStuffing) tail = pendingCR ? INSERT_LF : undefined;
+    else tail = pendingCR ? TERMINATOR_AFTER_CR : this.#atLineStart ? TERMINATOR : TERMINATOR_MID_LINE;
     this.#atLineStart = true;
-    this.#bytes += terminator.length;
-    this.push(terminator);
-    callback();
+    if (tail) this.#bytes += tail.length;
+    return tail;
   }
 
-  #pushCounted(bytes: Buffer): void {
-    this.#bytes += bytes.length;
-    this.push(bytes);
-  }
-
-  #encode(chunk: Buffer): void {
+  #encodeWindow(chunk: Buffer, emit: (output: Buffer) => void): void {
     const length = chunk.length;
     if (length === 0) return;
     insertCount = 0;
@@ -139,14 +130,43 @@ export class DataEncoder extends Transform {
     const last = chunk[length - 1];
     this.#pendingCR = last === CR;
     this.#atLineStart = last === LF;
-    if (insertCount === 0) {
-      this.#bytes += length;
-      this.push(chunk);
-      return;
-    }
-    const output = rebuild(chunk);
+    const output = insertCount === 0 ? chunk : rebuild(chunk);
     this.#bytes += output.length;
-    this.push(output);
+    emit(output);
+  }
+}
+
+/**
+ * Encodes a DATA body: CRLF line endings, dot-stuffing, terminator on end.
+ *
+ * Writable side: Buffers or strings (any chunking gives byte-identical output). Readable
+ * side: the encoded bytes. Never fails on content; every byte sequence has an encoding.
+ */
+export class DataEncoder extends Transform {
+  readonly #encoding: BodyEncoding;
+  readonly #push = (output: Buffer) => void this.push(output);
+
+  constructor(options: DataEncoderOptions = {}) {
+    const { dotStuffing = true, ...streamOptions } = options;
+    super(streamOptions);
+    this.#encoding = new BodyEncoding(dotStuffing);
+  }
+
+  /** Bytes pushed so far, after CRLF normalisation and dot-stuffing, terminator included once ended. */
+  get bytes(): number {
+    return this.#encoding.bytes;
+  }
+
+  override _transform(chunk: Buffer | string, encoding: BufferEncoding | "buffer", callback: (error?: Error | null) => void): void {
+    const data = typeof chunk === "string" ? Buffer.from(chunk, encoding === "buffer" ? "utf8" : encoding) : chunk;
+    this.#encoding.encode(data, this.#push);
+    callback();
+  }
+
+  override _flush(callback: (error?: Error | null) => void): void {
+    const tail = this.#encoding.finish();
+    if (tail) this.push(tail);
+    callback();
   }
 }
 
