@@ -103,7 +103,7 @@ export async function runCell(phase: Phase, fault: FaultName, withErrorListener:
     return connection!;
   } finally {
     conn.close();
-    await server.close();
+    await settlesWithin(server.close(), HANG_MS, `${where}: the fault server closing`);
     await assertNothingOpen(where);
   }
 }

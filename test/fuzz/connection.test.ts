@@ -112,11 +112,11 @@ test("a server answering with random replies: every operation settles once, end 
         assert.is(unhandled.events.length, before, "nothing unhandled");
       } finally {
         conn.close();
-        await server.close();
+        await settlesWithin(server.close(), 10_000, "the fault server closing");
         await assertNothingOpen("fuzzed session");
       }
     }),
-    { seed, numRuns: 120 },
+    { seed, numRuns: 120, endOnFailure: true },
   ).catch((err: Error) => {
     // fast-check's report names the counterexample; the assertion that failed is its cause.
     throw new Error(`${err.message}\n${(err.cause as Error | undefined)?.message ?? ""}`);
