@@ -413,7 +413,11 @@ class Connection implements FaultConnection {
           this.data.push(Buffer.concat(chunks));
           throw new ConnectionClosed();
         }
-        await this.#waitForInput();
+        // The connection may close while we wait: what arrived of the body stays on record.
+        await this.#waitForInput().catch((err: unknown) => {
+          this.data.push(Buffer.concat(chunks));
+          throw err;
+        });
         continue;
       }
       let chunk = this.#pending;
