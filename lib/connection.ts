@@ -526,15 +526,17 @@ export class SMTPConnection extends EventEmitter {
     // wait for nothing or close the connection after DATA.
     const used = isStream && ((message as Readable).destroyed || (message as Readable).readableEnded);
     if (used) throw new SMTPError("ESTREAM", "The message stream was already destroyed or read to its end", { command: "API", temporary: false });
+    if (!isStream) {
+      // The whole message is here: no stream needed, and body and terminator go out in
+      // one write.
+      const bytes = typeof message === "string" ? Buffer.from(message, "utf8") : Buffer.from((message as Uint8Array).buffer, (message as Uint8Array).byteOffset, (message as Uint8Array).byteLength);
+      return this.#enqueue(() => runTransaction(this.#session(), envelope, bytes, [...this.#extensions.keys()]));
+    }
     const stream = this.createSendStream(envelope);
     const result = new Promise<SendInfo>((resolve, reject) => {
       stream.once("error", reject);
       stream.once("finish", () => resolve(stream.info!));
     });
-    if (!isStream) {
-      stream.end(message);
-      return result;
-    }
     const source = message as Readable;
     const onSourceError = (err: unknown) =>
       stream.destroy(new SMTPError("ESTREAM", `Message source failed: ${(err as Error)?.message ?? err}`, { command: "DATA", temporary: false, cause: err }));

@@ -124,6 +124,8 @@ export class SendStream extends Writable {
 
   /** Called by the transaction at 354: the body may flow now. */
   attach(sink: BodySink): void {
+    // Destroyed while the envelope was out: not a byte of it may reach the server.
+    if (this.#abortReason) return;
     this.#sink = sink;
     const held = this.#held;
     this.#held = undefined;

@@ -127,23 +127,27 @@ async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedE
 }
 
 /**
- * Runs one transaction for `stream`. Resolves with the SendInfo (the stream has
- * finished); rejects with the SMTPError (the stream has been destroyed with it).
+ * Runs one transaction. The message is a SendStream (it finishes with the SendInfo, or is
+ * destroyed with the SMTPError) or, for send() with a string or Buffer, the whole
+ * message, written with its terminator in one burst.
  */
-export async function runTransaction(session: TransactionSession, envelope: Envelope, stream: SendStream, ehlo: string[]): Promise<SendInfo> {
+export async function runTransaction(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[]): Promise<SendInfo> {
   try {
-    return await transact(session, envelope, stream, ehlo);
+    return await transact(session, envelope, message, ehlo);
   } catch (err) {
     const error = err instanceof SMTPError ? err : new SMTPError("EPROTOCOL", String((err as Error)?.message ?? err), { command: "API", cause: err });
-    stream.fail(error);
+    if (!Buffer.isBuffer(message)) message.fail(error);
     throw error;
   }
 }
 
-async function transact(session: TransactionSession, envelope: Envelope, stream: SendStream, ehlo: string[]): Promise<SendInfo> {
+const NEVER = new Promise<never>(() => {});
+
+async function transact(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[]): Promise<SendInfo> {
+  const stream = Buffer.isBuffer(message) ? undefined : message;
   const prepared = prepareEnvelope(envelope, session);
   // Destroyed while queued behind other sends: nothing was written, nothing to undo.
-  if (stream.abortReason) throw stream.abortReason;
+  if (stream?.abortReason) throw stream.abortReason;
   const started = Date.now();
   const result = session.canPipeline ? await pipelinedEnvelope(session, prepared) : await stepwiseEnvelope(session, prepared);
   session.needsReset = false;
@@ -163,11 +167,18 @@ async function transact(session: TransactionSession, envelope: Envelope, stream:
   const bodyStarted = Date.now();
   const expected = session.lmtp ? result.accepted.length : 1;
   const channel = session.canChunk ? bdatChannel(session.queue, session.socket, expected) : dataChannel(session.queue, session.socket, expected);
-  stream.attach(channel.sink);
+  if (stream) stream.attach(channel.sink);
+  else {
+    const { sink } = channel;
+    sink.cork?.();
+    sink.write(message as Buffer);
+    sink.end();
+    sink.uncork?.();
+  }
 
   const outcome = await Promise.race([
     channel.flushed.then(() => ({ kind: "ended" }) as const),
-    stream.aborted.then((err) => ({ kind: "aborted", err }) as const),
+    stream ? stream.aborted.then((err) => ({ kind: "aborted", err }) as const) : NEVER,
     channel.problem,
   ]);
 
@@ -234,6 +245,6 @@ async function transact(session: TransactionSession, envelope: Envelope, stream:
     throw fromReply("EMESSAGE", "Message failed", replies[0]!, command);
   }
 
-  stream.complete(info);
+  stream?.complete(info);
   return info;
 }
