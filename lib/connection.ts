@@ -14,13 +14,12 @@ import type { Readable } from "node:stream";
 import type { AuthCredentials, Callback, Envelope, Reply, SendInfo, SMTPConnectionOptions } from "./types.js";
 import { badInput, fromReply, fromSocketError, greetingTimeoutError, plaintextServerError, protocolError, replyText, SMTPError, REPLY, tlsServerError } from "./errors.js";
 import { CommandQueue } from "./command-queue.js";
-import { LineSplitter } from "./stages/line-splitter.js";
-import { ReplyDecoder } from "./stages/reply-decoder.js";
+import { ReplyPipeline } from "./reply-pipeline.js";
 import { decideStartTls, freezeExtensions, readGreeting, sayHello, startTlsNotOffered, type Extensions } from "./handshake.js";
-import { isLoopbackHost, openSocket, upgradeSocket, type OpenOptions } from "./socket.js";
-import { authenticate } from "./auth/index.js";
+import { openSocket, upgradeSocket, type OpenOptions } from "./socket.js";
+import { authenticate, cleartextRefusal } from "./auth/index.js";
 import { checkClientName } from "./envelope.js";
-import { SendStream } from "./send-stream.js";
+import { SendStream, sendFromSource } from "./send-stream.js";
 import { runTransaction, type TransactionSession } from "./transaction.js";
 import { createTranscript, type Transcript } from "./logger.js";
 import { settle } from "./callback.js";
@@ -47,14 +46,6 @@ function defaultClientName(): string {
 
 let nextId = 1;
 
-/** Listeners attached to one socket and its stages, so a STARTTLS upgrade can detach them. */
-interface Wiring {
-  socket: Socket;
-  splitter: LineSplitter;
-  decoder: ReplyDecoder;
-  detach(): void;
-}
-
 export class SMTPConnection extends EventEmitter {
   /** Identifier used in logs. */
   readonly id: string;
@@ -75,7 +66,7 @@ export class SMTPConnection extends EventEmitter {
 
   #extensions: Extensions = new Map();
   #extensionsView = freezeExtensions(new Map());
-  #wiring: Wiring | undefined;
+  #pipeline: ReplyPipeline | undefined;
   #queue: CommandQueue;
   #transcript: Transcript;
   #state: "new" | "connecting" | "ready" | "closed" = "new";
@@ -289,7 +280,7 @@ export class SMTPConnection extends EventEmitter {
     // NO STARTTLS (USENIX Security 2021): bytes sent before the TLS handshake could be
     // read as replies of the encrypted session. An honest server sends none, so any is
     // an attack: fail rather than just discard, whatever the policy.
-    if (this.#hasUnreadInput(this.#wiring!)) throw this.#injection();
+    if (this.#pipeline!.hasUnreadInput) throw this.#injection();
     const failure = await this.#upgrade().then(
       () => undefined,
       (err: SMTPError) => err,
@@ -300,34 +291,21 @@ export class SMTPConnection extends EventEmitter {
       // socket the caller handed us (we cannot open another), nor once closed or timed out.
       if (!opportunistic || this.#state === "closed" || this.options.connection || this.options.socket) throw failure;
       this.#transcript.info(`${failure.message}; going on without TLS on a new connection (opportunisticTLS)`);
-      const failed = this.#wiring!;
-      for (const stream of [failed.socket, failed.splitter, failed.decoder]) stream.destroy();
+      this.#pipeline!.destroy();
       return this.#open();
     }
     // RFC 3207 §4.2: forget everything learned in plaintext.
     await this.#hello();
   }
 
-  /** True when the server sent anything after STARTTLS's 220 that we have not read. */
-  #hasUnreadInput(wiring: Wiring): boolean {
-    return (
-      wiring.socket.readableLength > 0 ||
-      wiring.splitter.pendingBytes > 0 ||
-      wiring.splitter.readableLength > 0 ||
-      wiring.decoder.writableLength > 0 ||
-      wiring.decoder.pendingLines > 0 ||
-      wiring.decoder.readableLength > 0
-    );
-  }
-
   /**
    * The TLS handshake after STARTTLS's 220. The TLS socket is wired to the session only
    * once the handshake (certificate check included) succeeded; until then a failure is
-   * the upgrade's, rejected as ETLS with Node's error as `cause`, and the plaintext wiring
+   * the upgrade's, rejected as ETLS with Node's error as `cause`, and the plaintext pipeline
    * is left for the caller to tear down.
    */
   async #upgrade(): Promise<void> {
-    const plain = this.#wiring!;
+    const plain = this.#pipeline!;
     plain.detach();
     this.#upgradeReady = false;
     const secured = upgradeSocket(plain.socket, this.#openOptions());
@@ -361,48 +339,21 @@ export class SMTPConnection extends EventEmitter {
     return new SMTPError("ETLS", "Server sent data after STARTTLS ready (possible STARTTLS response injection)", { command: "STARTTLS", temporary: false });
   }
 
-  /** Connects the socket to a fresh reply pipeline and to the lifecycle handlers. */
+  /** Connects the socket to a fresh reply pipeline whose events this connection handles. */
   #wire(socket: Socket): void {
-    const splitter = new LineSplitter();
-    const decoder = new ReplyDecoder();
-    const onReply = (reply: Reply) => this.#onReply(reply);
-    // A malformed reply is charged to the command it answers (the stages know no commands).
-    const onStageError = (err: unknown) => {
-      const command = this.#queue.head ?? "CONN";
-      const error = fromSocketError(err, command, "EPROTOCOL");
-      if (error.command === "CONN") error.command = command;
-      this.#teardown(error);
-    };
-    const onSocketError = (err: unknown) => this.#teardown(fromSocketError(err, this.#queue.head ?? "CONN", "ESOCKET"));
-    const onClose = () => this.#onServerClosed();
-    const onTimeout = () => this.#teardown(new SMTPError("ETIMEDOUT", "Timeout: no activity on the connection", { command: this.#queue.head ?? "CONN", temporary: true }));
-    // The stages are not ended with the socket: a server that closes mid-reply has closed
-    // the connection (ECONNECTION), not sent a malformed reply (EPROTOCOL).
-    socket.pipe(splitter, { end: false }).pipe(decoder);
-    decoder.on("data", onReply);
-    socket.on("end", onClose);
-    splitter.on("error", onStageError);
-    decoder.on("error", onStageError);
-    socket.on("error", onSocketError);
-    socket.on("close", onClose);
-    socket.on("timeout", onTimeout);
-    this.#wiring = {
-      socket,
-      splitter,
-      decoder,
-      detach: () => {
-        socket.unpipe(splitter);
-        socket.pause();
-        decoder.off("data", onReply);
-        socket.off("end", onClose);
-        socket.off("error", onSocketError);
-        socket.off("close", onClose);
-        socket.off("timeout", onTimeout);
-        // The TLS socket reports errors from here on; keep the raw one from crashing.
-        socket.on("error", () => {});
-        socket.setTimeout(0);
+    this.#pipeline = new ReplyPipeline(socket, {
+      reply: (reply) => this.#onReply(reply),
+      // A malformed reply is charged to the command it answers (the stages know no commands).
+      stageError: (err) => {
+        const command = this.#queue.head ?? "CONN";
+        const error = fromSocketError(err, command, "EPROTOCOL");
+        if (error.command === "CONN") error.command = command;
+        this.#teardown(error);
       },
-    };
+      socketError: (err) => this.#teardown(fromSocketError(err, this.#queue.head ?? "CONN", "ESOCKET")),
+      closed: () => this.#onServerClosed(),
+      timeout: () => this.#teardown(new SMTPError("ETIMEDOUT", "Timeout: no activity on the connection", { command: this.#queue.head ?? "CONN", temporary: true })),
+    });
   }
 
   #onReply(reply: Reply): void {
@@ -436,16 +387,16 @@ export class SMTPConnection extends EventEmitter {
     // Last line of defence against CRLF injection: every caller checked its input, and a
     // command line with CR or LF in it would be two commands on the wire.
     if (/[\r\n]/.test(line)) throw badInput("A command line must not contain CR or LF", "EPROTOCOL");
-    if (this.#state === "closed" || !this.#wiring) return;
+    if (this.#state === "closed" || !this.#pipeline) return;
     // A reply that arrived before the command it would answer was written answers nothing.
     // With no other command pending, anything still unread in the reply pipeline was sent
     // unasked; taking it as this command's reply would put every later reply off by one.
     // (The queue writes a command before it queues its entry, so "no other" is size 0.)
-    if (this.#queue.size === 0 && this.#hasUnreadInput(this.#wiring)) {
+    if (this.#queue.size === 0 && this.#pipeline.hasUnreadInput) {
       return this.#teardown(protocolError(`Unexpected reply from server with no command pending (before ${line.split(" ")[0]})`, line.split(" ")[0]));
     }
     this.#transcript.client(logAs ?? line);
-    this.#wiring.socket.write(line + "\r\n");
+    this.#pipeline.socket.write(line + "\r\n");
   }
 
   // ---- operations ------------------------------------------------------------------
@@ -475,7 +426,7 @@ export class SMTPConnection extends EventEmitter {
     const canPipeline = this.options.pipelining !== false && this.#extensions.has("PIPELINING");
     return {
       queue: this.#queue,
-      socket: this.#wiring!.socket,
+      socket: this.#pipeline!.socket,
       extensions: this.#extensions,
       secure: this.secure,
       lmtp: Boolean(this.options.lmtp),
@@ -494,14 +445,8 @@ export class SMTPConnection extends EventEmitter {
   async #login(auth: AuthCredentials): Promise<void> {
     if (!auth || typeof auth !== "object") throw badInput("login() needs an object with user and pass (or oauth2)", "EAUTH", "AUTH");
     if (this.authenticated) throw new SMTPError("EAUTH", "Already authenticated on this connection", { command: "AUTH", temporary: false });
-    const remote = this.#wiring?.socket.remoteAddress;
-    if (!this.secure && !this.options.allowInsecureAuth && !(isLoopbackHost(this.host) && isLoopbackHost(remote))) {
-      throw new SMTPError(
-        "EAUTH",
-        `Refusing to send credentials over an unencrypted connection to ${this.host} (${remote ?? "unknown address"}): use TLS (secure, or STARTTLS) or set allowInsecureAuth: true`,
-        { command: "AUTH", temporary: false },
-      );
-    }
+    const refusal = cleartextRefusal({ host: this.host, remoteAddress: this.#pipeline?.socket.remoteAddress, secure: this.secure, allowInsecureAuth: this.options.allowInsecureAuth });
+    if (refusal) throw refusal;
     const advertised = this.#extensions.get("AUTH") ?? [];
     await authenticate(
       {
@@ -532,30 +477,7 @@ export class SMTPConnection extends EventEmitter {
       const bytes = typeof message === "string" ? Buffer.from(message, "utf8") : Buffer.from((message as Uint8Array).buffer, (message as Uint8Array).byteOffset, (message as Uint8Array).byteLength);
       return this.#enqueue(() => runTransaction(this.#session(), envelope, bytes, [...this.#extensions.keys()]));
     }
-    const stream = this.createSendStream(envelope);
-    const result = new Promise<SendInfo>((resolve, reject) => {
-      stream.once("error", reject);
-      stream.once("finish", () => resolve(stream.info!));
-    });
-    const source = message as Readable;
-    const onSourceError = (err: unknown) =>
-      stream.destroy(new SMTPError("ESTREAM", `Message source failed: ${(err as Error)?.message ?? err}`, { command: "DATA", temporary: false, cause: err }));
-    const onSourceClose = () => {
-      if (!source.readableEnded) onSourceError(new Error("source closed before it ended"));
-    };
-    source.on("error", onSourceError);
-    source.on("close", onSourceClose);
-    source.pipe(stream);
-    try {
-      return await result;
-    } catch (err) {
-      // A failed send must not leave the caller's source paused forever.
-      source.unpipe(stream);
-      source.destroy();
-      throw err;
-    } finally {
-      source.off("close", onSourceClose);
-    }
+    return sendFromSource(message as Readable, this.createSendStream(envelope));
   }
 
   // ---- timers and teardown ---------------------------------------------------------
@@ -601,13 +523,7 @@ export class SMTPConnection extends EventEmitter {
     this.#timers.clear();
     this.#queue.failAll(this.#fatal);
     this.#died(this.#fatal);
-    const wiring = this.#wiring;
-    if (wiring) {
-      wiring.socket.on("error", () => {});
-      wiring.socket.destroy();
-      wiring.splitter.destroy();
-      wiring.decoder.destroy();
-    }
+    this.#pipeline?.destroy();
     if (err) this.#transcript.error(`${err.code}: ${err.message}`);
     process.nextTick(() => {
       if (err && !reported && !this.#errorEmitted && (this.listenerCount("error") > 0 || !hadReceivers)) {

@@ -10,7 +10,7 @@
  * The transaction drives it through attach/complete/fail; the stream itself
  * never writes a command and never decides what a reply means.
  */
-import { Writable } from "node:stream";
+import { Writable, type Readable } from "node:stream";
 import type { SendInfo } from "./types.js";
 import { SMTPError } from "./errors.js";
 
@@ -162,5 +162,34 @@ export class SendStream extends Writable {
     if (this.#bodyEnded) return;
     this.#bodyEnded = true;
     this.#sink!.end();
+  }
+}
+
+/**
+ * send() with a Readable: pipes `source` into `stream` and resolves with the SendInfo.
+ * A source that fails, or closes before its end, fails the send with ESTREAM (its error
+ * kept as `cause`); a failed send destroys the source, so it is never left paused.
+ */
+export async function sendFromSource(source: Readable, stream: SendStream): Promise<SendInfo> {
+  const result = new Promise<SendInfo>((resolve, reject) => {
+    stream.once("error", reject);
+    stream.once("finish", () => resolve(stream.info!));
+  });
+  const onSourceError = (err: unknown) =>
+    stream.destroy(new SMTPError("ESTREAM", `Message source failed: ${(err as Error)?.message ?? err}`, { command: "DATA", temporary: false, cause: err }));
+  const onSourceClose = () => {
+    if (!source.readableEnded) onSourceError(new Error("source closed before it ended"));
+  };
+  source.on("error", onSourceError);
+  source.on("close", onSourceClose);
+  source.pipe(stream);
+  try {
+    return await result;
+  } catch (err) {
+    source.unpipe(stream);
+    source.destroy();
+    throw err;
+  } finally {
+    source.off("close", onSourceClose);
   }
 }

@@ -9,6 +9,7 @@
 import type { AuthCredentials, CustomAuthHandler, CustomAuthResponse, OAuth2Credentials, Reply } from "../types.js";
 import { fromReply, replyText, SMTPError, REPLY } from "../errors.js";
 import type { AuthMechanism } from "./mechanism.js";
+import { isLoopbackHost } from "../socket.js";
 import { plain } from "./plain.js";
 import { login } from "./login.js";
 import { cramMd5 } from "./cram-md5.js";
@@ -38,6 +39,22 @@ function credentialsOf(auth: AuthCredentials): { user: string; pass: string } {
   const user = auth.credentials?.user ?? auth.user ?? auth.oauth2?.user ?? "";
   const pass = auth.credentials?.pass ?? auth.pass ?? "";
   return { user: String(user), pass: String(pass) };
+}
+
+/**
+ * SPEC §8: credentials go over an unencrypted connection only when both the host the
+ * caller named and the address actually reached are loopback, or the caller allowed it.
+ * A `connection` socket to 127.0.0.1 with `host: "smtp.example.com"` is refused: the
+ * caller believes the server is remote. Returns the refusal, or undefined when allowed.
+ */
+export function cleartextRefusal(facts: { host: string; remoteAddress?: string; secure: boolean; allowInsecureAuth?: boolean }): SMTPError | undefined {
+  if (facts.secure || facts.allowInsecureAuth) return undefined;
+  if (isLoopbackHost(facts.host) && isLoopbackHost(facts.remoteAddress)) return undefined;
+  return new SMTPError(
+    "EAUTH",
+    `Refusing to send credentials over an unencrypted connection to ${facts.host} (${facts.remoteAddress ?? "unknown address"}): use TLS (secure, or STARTTLS) or set allowInsecureAuth: true`,
+    { command: "AUTH", temporary: false },
+  );
 }
 
 export function chooseMethod(auth: AuthCredentials, session: Pick<AuthSession, "advertised" | "customAuth">): string {
