@@ -7,7 +7,7 @@ import * as assert from "uvu/assert";
 import { Readable } from "node:stream";
 import { SMTPConnection, SMTPError, BdatEncoder } from "../lib/index.js";
 import { startFaultServer, greetAndEhlo, type Step } from "./helpers/fault-server.js";
-import { assertNoLeaks, trackUnhandled } from "./helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
 
 const unhandled = trackUnhandled();
 const env = { from: "a@example.test", to: ["b@example.test"] };
@@ -154,9 +154,6 @@ test("BdatEncoder frames each chunk and announces it before pushing", async () =
   assert.is(encoder.bytes, 5);
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();

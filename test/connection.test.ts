@@ -8,7 +8,7 @@ import { Readable } from "node:stream";
 import { SMTPConnection, SMTPError } from "../lib/index.js";
 import { startServer } from "./helpers/server.js";
 import { startFaultServer, greetAndEhlo } from "./helpers/fault-server.js";
-import { assertNoLeaks, trackUnhandled } from "./helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
 
 const unhandled = trackUnhandled();
 const env = (to: string | string[] = "rcpt@example.test") => ({ from: "sender@example.test", to });
@@ -463,9 +463,6 @@ test("a host that does not resolve fails with EDNS", async () => {
   assert.is(err.temporary, true);
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();

@@ -10,7 +10,7 @@ import { once } from "node:events";
 import { SMTPConnection, SMTPError, type SendInfo } from "../lib/index.js";
 import { startServer } from "./helpers/server.js";
 import { startFaultServer, greetAndEhlo, acceptEnvelope } from "./helpers/fault-server.js";
-import { assertNoLeaks, trackUnhandled } from "./helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
 
 const unhandled = trackUnhandled();
 const env = { from: "sender@example.test", to: ["rcpt@example.test"] };
@@ -206,9 +206,6 @@ test("after 354, write() returns false while the socket is full and the body mov
   await server.close();
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();

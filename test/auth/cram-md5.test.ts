@@ -7,7 +7,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { cramMd5 } from "../../lib/auth/cram-md5.js";
 import { startServer } from "../helpers/server.js";
-import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 import { b64, connectTo, failure } from "./support.js";
 
 const unhandled = trackUnhandled();
@@ -49,9 +49,6 @@ test("fails with EAUTH carrying the server's 535 on a wrong password", async () 
   await server.close();
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();

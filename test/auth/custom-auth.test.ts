@@ -8,7 +8,7 @@ import * as assert from "uvu/assert";
 import type { CustomAuthContext, CustomAuthResponse } from "../../lib/index.js";
 import { startServer } from "../helpers/server.js";
 import { startFaultServer, greetAndEhlo } from "../helpers/fault-server.js";
-import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 import { nodeCallback } from "../helpers/callbacks.js";
 import { b64, connectTo, failure } from "./support.js";
 
@@ -195,9 +195,6 @@ test("without a method, a custom handler is chosen when the server offers its na
   await fault.close();
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();

@@ -8,7 +8,7 @@ import * as assert from "uvu/assert";
 import { SMTPConnection } from "../../lib/index.js";
 import { startServer } from "../helpers/server.js";
 import { startFaultServer, greetAndEhlo } from "../helpers/fault-server.js";
-import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 import { nodeCallback } from "../helpers/callbacks.js";
 import { connectTo, failure } from "./support.js";
 
@@ -200,9 +200,6 @@ test("login() without a credentials object fails with EAUTH", async () => {
   await server.close();
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();

@@ -7,7 +7,7 @@ import * as assert from "uvu/assert";
 import { login } from "../../lib/auth/login.js";
 import { startServer } from "../helpers/server.js";
 import { startFaultServer, greetAndEhlo } from "../helpers/fault-server.js";
-import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 import { b64, connectTo, failure } from "./support.js";
 
 const unhandled = trackUnhandled();
@@ -82,9 +82,6 @@ test("a server that keeps challenging is cut off with EAUTH instead of looping f
   await fault.close();
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();

@@ -6,7 +6,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { plain } from "../../lib/auth/plain.js";
 import { startServer } from "../helpers/server.js";
-import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 import { b64, connectTo, failure } from "./support.js";
 
 const unhandled = trackUnhandled();
@@ -50,9 +50,6 @@ test("fails with EAUTH carrying the server's 535 on a wrong password", async () 
   await server.close();
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();

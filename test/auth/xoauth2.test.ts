@@ -10,7 +10,7 @@ import * as assert from "uvu/assert";
 import { xoauth2 } from "../../lib/auth/xoauth2.js";
 import { startServer } from "../helpers/server.js";
 import { startFaultServer, greetAndEhlo } from "../helpers/fault-server.js";
-import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 import { b64, connectTo, failure } from "./support.js";
 
 const unhandled = trackUnhandled();
@@ -231,9 +231,6 @@ test("a provider that yields no token fails with EAUTH saying a token is needed"
   await server.close();
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();

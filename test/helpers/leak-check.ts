@@ -5,9 +5,9 @@
  *
  * Usage at the end of a test file:
  *
- *   trackUnhandled();                                      // at the top of the file
+ *   const unhandled = trackUnhandled();                    // at the top of the file
  *   ...
- *   test("leaves no socket, timer or rejection behind", () => assertNoLeaks());
+ *   leakCheckTest(test, unhandled);                        // registers the final check
  *   test.run();
  *
  * It deliberately checks only the resource types our code creates; it cannot close a
@@ -125,6 +125,25 @@ export function trackUnhandled(): UnhandledTracker {
     },
   };
   return tracker;
+}
+
+/** The title of the final test that leakCheckTest() registers. */
+export const LEAK_CHECK_TITLE = "leaves no socket, timer or unhandled rejection behind";
+
+/**
+ * Registers the usual last test of a file: no unhandled rejection or exception was
+ * recorded by `unhandled`, and assertNoLeaks() passes. Call it just before test.run():
+ *
+ *   const unhandled = trackUnhandled();                    // at the top of the file
+ *   ...
+ *   leakCheckTest(test, unhandled);
+ *   test.run();
+ */
+export function leakCheckTest(test: (title: string, fn: () => Promise<void>) => void, unhandled: UnhandledTracker = trackUnhandled()): void {
+  test(LEAK_CHECK_TITLE, async () => {
+    unhandled.assertNone();
+    await assertNoLeaks();
+  });
 }
 
 function describeEvent(event: UnhandledEvent): string {

@@ -18,7 +18,7 @@ import { isLoopbackHost } from "../../lib/socket.js";
 import { startServer } from "../helpers/server.js";
 import { startFaultServer, greetAndEhlo, type FaultServer } from "../helpers/fault-server.js";
 import { getCerts } from "../helpers/certs.js";
-import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 
 const unhandled = trackUnhandled();
 const certs = getCerts();
@@ -246,9 +246,6 @@ test("isLoopbackHost: loopback names and addresses only", () => {
   }
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();

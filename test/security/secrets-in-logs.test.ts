@@ -10,7 +10,7 @@ import * as assert from "uvu/assert";
 import { inspect } from "node:util";
 import { SMTPConnection, SMTPError, type AuthCredentials, type SMTPConnectionOptions } from "../../lib/index.js";
 import { startServer } from "../helpers/server.js";
-import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 
 const unhandled = trackUnhandled();
 const USER = "alice@example.test";
@@ -178,9 +178,6 @@ test("the cleartext refusal and the token-provider failure hold no secret either
   await server.close();
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();

@@ -14,7 +14,7 @@ import * as assert from "uvu/assert";
 import { SMTPConnection, SMTPError } from "../../lib/index.js";
 import { startFaultServer, greetAndEhlo, ehloReply, type Step, type FaultConnection } from "../helpers/fault-server.js";
 import { getCerts } from "../helpers/certs.js";
-import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 import { nodeCallback, settlesWithin } from "../helpers/callbacks.js";
 
 const unhandled = trackUnhandled();
@@ -172,9 +172,6 @@ test("an honest 220 sent one byte at a time upgrades normally", async () => {
   await fault.close();
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();

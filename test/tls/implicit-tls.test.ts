@@ -12,7 +12,7 @@ import { SMTPConnection, SMTPError } from "../../lib/index.js";
 import { startServer } from "../helpers/server.js";
 import { startFaultServer, ehloReply, type Step } from "../helpers/fault-server.js";
 import { getCerts, type KeyPair } from "../helpers/certs.js";
-import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 import { nodeCallback } from "../helpers/callbacks.js";
 
 const unhandled = trackUnhandled();
@@ -260,9 +260,6 @@ test("requireTLS with implicit TLS does not ask for STARTTLS: the session is alr
   await fault.close();
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();

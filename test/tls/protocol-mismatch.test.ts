@@ -11,7 +11,7 @@ import { SMTPConnection, SMTPError } from "../../lib/index.js";
 import { startServer } from "../helpers/server.js";
 import { startFaultServer, type FaultConnection } from "../helpers/fault-server.js";
 import { getCerts } from "../helpers/certs.js";
-import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 import { settlesWithin } from "../helpers/callbacks.js";
 
 const unhandled = trackUnhandled();
@@ -110,9 +110,6 @@ test("a TLS handshake record where 220 belongs is recognised too", async () => {
   await fault.close();
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();

@@ -18,7 +18,7 @@ import * as assert from "uvu/assert";
 import { SMTPConnection, SMTPError, type SMTPConnectionOptions } from "../../lib/index.js";
 import { startFaultServer, greetAndEhlo, ehloReply, type Step } from "../helpers/fault-server.js";
 import { getCerts } from "../helpers/certs.js";
-import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 import { settlesWithin } from "../helpers/callbacks.js";
 
 const unhandled = trackUnhandled();
@@ -198,9 +198,6 @@ test("opportunisticTLS does not fall back on a `connection` socket it cannot reo
   await fault.close();
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();

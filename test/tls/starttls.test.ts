@@ -11,7 +11,7 @@ import { SMTPConnection, SMTPError } from "../../lib/index.js";
 import { startServer } from "../helpers/server.js";
 import { startFaultServer, greetAndEhlo, ehloReply, type Step } from "../helpers/fault-server.js";
 import { getCerts, type KeyPair } from "../helpers/certs.js";
-import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 import { settlesWithin } from "../helpers/callbacks.js";
 
 const unhandled = trackUnhandled();
@@ -237,9 +237,6 @@ test("close() during the TLS handshake fails connect() with ECONNECTION and leav
   await fault.close();
 });
 
-test("leaves no socket, timer or unhandled rejection behind", async () => {
-  unhandled.assertNone();
-  await assertNoLeaks();
-});
+leakCheckTest(test, unhandled);
 
 test.run();
