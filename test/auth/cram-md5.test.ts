@@ -6,9 +6,8 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { cramMd5 } from "../../lib/auth/cram-md5.js";
-import { startServer } from "../helpers/server.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
-import { b64, connectTo, failure } from "./support.js";
+import { b64, loginWith, wrongPasswordFailure } from "./support.js";
 
 const unhandled = trackUnhandled();
 
@@ -27,26 +26,12 @@ test("answers one challenge only, then cancels", () => {
 });
 
 test("logs in with CRAM-MD5 against smtp-server, and the password is not on the wire", async () => {
-  const server = await startServer({ users: { me: "s3cret" } });
-  const conn = await connectTo(server.port);
-  await conn.login({ user: "me", pass: "s3cret", method: "CRAM-MD5" });
-  assert.is(conn.authenticated, true);
-  assert.equal(server.auths, [{ method: "CRAM-MD5", username: "me", ok: true, secure: false }]);
+  const server = await loginWith("CRAM-MD5");
   assert.not.ok(server.commands.some((c) => c.includes(b64("s3cret")) || c.includes("s3cret")));
-  await conn.quit();
-  await server.close();
 });
 
 test("fails with EAUTH carrying the server's 535 on a wrong password", async () => {
-  const server = await startServer({ users: { me: "s3cret" } });
-  const conn = await connectTo(server.port);
-  const err = await failure(conn.login({ user: "me", pass: "wrong", method: "CRAM-MD5" }));
-  assert.is(err.code, "EAUTH");
-  assert.is(err.responseCode, 535);
-  assert.is(err.enhancedCode, "5.7.8");
-  assert.is(conn.authenticated, false);
-  await conn.quit();
-  await server.close();
+  await wrongPasswordFailure("CRAM-MD5");
 });
 
 leakCheckTest(test, unhandled);

@@ -7,10 +7,10 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { CustomAuthContext, CustomAuthResponse } from "../../lib/index.js";
 import { startServer } from "../helpers/server.js";
-import { startFaultServer, greetAndEhlo } from "../helpers/fault-server.js";
+import { greetAndEhlo, type Step } from "../helpers/fault-server.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 import { nodeCallback } from "../helpers/callbacks.js";
-import { b64, connectTo, failure } from "./support.js";
+import { b64, connectTo, failure, ME, withFaultServer, withServer } from "./support.js";
 
 const unhandled = trackUnhandled();
 
@@ -23,10 +23,9 @@ async function manualPlain(ctx: CustomAuthContext): Promise<void> {
 }
 
 test("a handler forced with method gets the context and logs in through sendCommand", async () => {
-  const server = await startServer({ users: { me: "s3cret" } });
   let seen: CustomAuthContext | undefined;
   let reply: CustomAuthResponse | undefined;
-  const conn = await connectTo(server.port, {
+  await withServer({ users: ME }, {
     customAuth: {
       "MY-PLAIN": async (ctx) => {
         seen = ctx;
@@ -35,55 +34,50 @@ test("a handler forced with method gets the context and logs in through sendComm
         ctx.resolve();
       },
     },
+  }, async (conn, server) => {
+    await conn.login({ user: "me", pass: "s3cret", method: "MY-PLAIN" });
+    assert.is(conn.authenticated, true);
+    assert.is(seen!.method, "MY-PLAIN");
+    assert.equal(seen!.auth.credentials.user, "me");
+    assert.equal(seen!.auth.credentials.pass, "s3cret");
+    assert.ok(seen!.extensions.includes("AUTH"));
+    assert.equal(seen!.authMethods, ["PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"]);
+    assert.type(seen!.maxAllowedSize, "boolean");
+    // Nodemailer's response shape: status is the reply code, code the enhanced code.
+    assert.is(reply!.status, 235);
+    assert.is(reply!.code, "2.7.0");
+    assert.is(reply!.command, `AUTH PLAIN ${b64("\0me\0s3cret")}`);
+    assert.match(reply!.response, /^235 2\.7\.0 /);
+    assert.not.match(reply!.text, /^235|^2\.7\.0/);
+    assert.equal(server.auths, [{ method: "PLAIN", username: "me", ok: true, secure: false }]);
   });
-  await conn.login({ user: "me", pass: "s3cret", method: "MY-PLAIN" });
-  assert.is(conn.authenticated, true);
-  assert.is(seen!.method, "MY-PLAIN");
-  assert.equal(seen!.auth.credentials.user, "me");
-  assert.equal(seen!.auth.credentials.pass, "s3cret");
-  assert.ok(seen!.extensions.includes("AUTH"));
-  assert.equal(seen!.authMethods, ["PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"]);
-  assert.type(seen!.maxAllowedSize, "boolean");
-  // Nodemailer's response shape: status is the reply code, code the enhanced code.
-  assert.is(reply!.status, 235);
-  assert.is(reply!.code, "2.7.0");
-  assert.is(reply!.command, `AUTH PLAIN ${b64("\0me\0s3cret")}`);
-  assert.match(reply!.response, /^235 2\.7\.0 /);
-  assert.not.match(reply!.text, /^235|^2\.7\.0/);
-  assert.equal(server.auths, [{ method: "PLAIN", username: "me", ok: true, secure: false }]);
-  await conn.quit();
-  await server.close();
 });
 
 test("handler names match case-insensitively, and a handler named like a built-in method replaces it", async () => {
-  const server = await startServer({ users: { me: "s3cret" } });
   let calls = 0;
-  const conn = await connectTo(server.port, {
+  await withServer({ users: ME }, {
     customAuth: {
       plain: (ctx) => {
         calls++;
         return manualPlain(ctx);
       },
     },
+  }, async (conn) => {
+    await conn.login({ user: "me", pass: "s3cret", method: "PLAIN" });
+    assert.is(calls, 1);
+    assert.is(conn.authenticated, true);
   });
-  await conn.login({ user: "me", pass: "s3cret", method: "PLAIN" });
-  assert.is(calls, 1);
-  assert.is(conn.authenticated, true);
-  await conn.quit();
-  await server.close();
 });
 
 test("reject() fails login() with EAUTH carrying the server's last reply", async () => {
-  const server = await startServer({ users: { me: "s3cret" } });
-  const conn = await connectTo(server.port, { customAuth: { "MY-PLAIN": manualPlain } });
-  const err = await failure(conn.login({ user: "me", pass: "wrong", method: "MY-PLAIN" }));
-  assert.is(err.code, "EAUTH");
-  assert.match(err.message, /Custom authentication MY-PLAIN failed: refused/);
-  assert.is(err.responseCode, 535);
-  assert.is(err.enhancedCode, "5.7.8");
-  assert.is(conn.authenticated, false);
-  await conn.quit();
-  await server.close();
+  await withServer({ users: ME }, { customAuth: { "MY-PLAIN": manualPlain } }, async (conn) => {
+    const err = await failure(conn.login({ user: "me", pass: "wrong", method: "MY-PLAIN" }));
+    assert.is(err.code, "EAUTH");
+    assert.match(err.message, /Custom authentication MY-PLAIN failed: refused/);
+    assert.is(err.responseCode, 535);
+    assert.is(err.enhancedCode, "5.7.8");
+    assert.is(conn.authenticated, false);
+  });
 });
 
 test("a returned Promise settles the login: resolved is success, rejected is EAUTH", async () => {
@@ -108,8 +102,7 @@ test("a returned Promise settles the login: resolved is success, rejected is EAU
 });
 
 test("sendCommand also takes a Node-style callback", async () => {
-  const server = await startServer({ users: { me: "s3cret" } });
-  const conn = await connectTo(server.port, {
+  await withServer({ users: ME }, {
     customAuth: {
       "BY-CALLBACK": (ctx) => {
         void ctx.sendCommand(`AUTH PLAIN ${b64("\0me\0s3cret")}`, (err, reply) => {
@@ -118,16 +111,14 @@ test("sendCommand also takes a Node-style callback", async () => {
         });
       },
     },
+  }, async (conn) => {
+    await conn.login({ user: "me", pass: "s3cret", method: "BY-CALLBACK" });
+    assert.is(conn.authenticated, true);
   });
-  await conn.login({ user: "me", pass: "s3cret", method: "BY-CALLBACK" });
-  assert.is(conn.authenticated, true);
-  await conn.quit();
-  await server.close();
 });
 
 test("a handler that throws fails login() with EAUTH, and one that settles twice counts once", async () => {
-  const server = await startServer({ users: { me: "s3cret" } });
-  const conn = await connectTo(server.port, {
+  await withServer({ users: ME }, {
     customAuth: {
       THROWS: () => {
         throw new Error("handler bug");
@@ -138,48 +129,45 @@ test("a handler that throws fails login() with EAUTH, and one that settles twice
         ctx.resolve();
       },
     },
+  }, async (conn) => {
+    const err = await failure(conn.login({ user: "me", pass: "x", method: "THROWS" }));
+    assert.is(err.code, "EAUTH");
+    assert.match(err.message, /handler bug/);
+    const cb = nodeCallback<void>("login");
+    conn.login({ user: "me", pass: "x", method: "TWICE" }, cb);
+    await cb.result;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    cb.assertCalledOnce();
+    assert.is(conn.authenticated, true);
   });
-  const err = await failure(conn.login({ user: "me", pass: "x", method: "THROWS" }));
-  assert.is(err.code, "EAUTH");
-  assert.match(err.message, /handler bug/);
-  const cb = nodeCallback<void>("login");
-  conn.login({ user: "me", pass: "x", method: "TWICE" }, cb);
-  await cb.result;
-  await new Promise((resolve) => setTimeout(resolve, 20));
-  cb.assertCalledOnce();
-  assert.is(conn.authenticated, true);
-  await conn.quit();
-  await server.close();
 });
 
 test("a command with CR or LF is refused before it is written, and the session stays in step", async () => {
-  const server = await startServer({ users: { me: "s3cret" } });
-  const conn = await connectTo(server.port, {
+  await withServer({ users: ME }, {
     customAuth: {
       SMUGGLE: async (ctx) => {
         await ctx.sendCommand("AUTH PLAIN x\r\nMAIL FROM:<evil@example.test>");
       },
     },
+  }, async (conn, server) => {
+    const err = await failure(conn.login({ user: "me", pass: "x", method: "SMUGGLE" }));
+    assert.is(err.code, "EAUTH");
+    assert.match(err.message, /CR or LF/);
+    assert.not.ok(server.commands.some((c) => c.startsWith("AUTH") || c.startsWith("MAIL")));
+    await conn.login({ user: "me", pass: "s3cret", method: "PLAIN" });
+    assert.is(conn.authenticated, true, "the next command still gets its own reply");
   });
-  const err = await failure(conn.login({ user: "me", pass: "x", method: "SMUGGLE" }));
-  assert.is(err.code, "EAUTH");
-  assert.match(err.message, /CR or LF/);
-  assert.not.ok(server.commands.some((c) => c.startsWith("AUTH") || c.startsWith("MAIL")));
-  await conn.login({ user: "me", pass: "s3cret", method: "PLAIN" });
-  assert.is(conn.authenticated, true, "the next command still gets its own reply");
-  await conn.quit();
-  await server.close();
 });
 
 test("without a method, a custom handler is chosen when the server offers its name and no built-in method", async () => {
-  const fault = await startFaultServer([
+  const script: Step[] = [
     ...greetAndEhlo(["AUTH X-TOKEN"]),
     { expect: "AUTH X-TOKEN abc" },
     { send: "235 2.7.0 Welcome\r\n" },
     { expect: "QUIT" },
     { send: "221 bye\r\n" },
-  ]);
-  const conn = await connectTo(fault.port, {
+  ];
+  await withFaultServer(script, {
     customAuth: {
       "x-token": async (ctx) => {
         const reply = await ctx.sendCommand("AUTH X-TOKEN abc");
@@ -187,12 +175,10 @@ test("without a method, a custom handler is chosen when the server offers its na
         else ctx.reject("refused");
       },
     },
+  }, async (conn) => {
+    await conn.login({ user: "me", pass: "unused" });
+    assert.is(conn.authenticated, true);
   });
-  await conn.login({ user: "me", pass: "unused" });
-  assert.is(conn.authenticated, true);
-  await conn.quit();
-  fault.assertNoScriptErrors();
-  await fault.close();
 });
 
 leakCheckTest(test, unhandled);

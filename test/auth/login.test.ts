@@ -5,10 +5,9 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { login } from "../../lib/auth/login.js";
-import { startServer } from "../helpers/server.js";
 import { startFaultServer, greetAndEhlo } from "../helpers/fault-server.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
-import { b64, connectTo, failure } from "./support.js";
+import { b64, connectTo, failure, loginWith, withFaultServer, wrongPasswordFailure } from "./support.js";
 
 const unhandled = trackUnhandled();
 
@@ -28,17 +27,11 @@ test("goes by order, not by prompt text: a server asking 'Password:' first still
 });
 
 test("logs in with LOGIN against smtp-server", async () => {
-  const server = await startServer({ users: { me: "s3cret" } });
-  const conn = await connectTo(server.port);
-  await conn.login({ user: "me", pass: "s3cret", method: "LOGIN" });
-  assert.is(conn.authenticated, true);
-  assert.equal(server.auths, [{ method: "LOGIN", username: "me", ok: true, secure: false }]);
-  await conn.quit();
-  await server.close();
+  await loginWith("LOGIN");
 });
 
 test("sends exactly AUTH LOGIN, the user and the password lines, each after a 334", async () => {
-  const fault = await startFaultServer([
+  const script = [
     ...greetAndEhlo(["AUTH LOGIN"]),
     { expect: "AUTH LOGIN" },
     { send: "334 VXNlciBOYW1lAA==\r\n" },
@@ -48,25 +41,15 @@ test("sends exactly AUTH LOGIN, the user and the password lines, each after a 33
     { send: "235 2.7.0 Accepted\r\n" },
     { expect: "QUIT" },
     { send: "221 bye\r\n" },
-  ]);
-  const conn = await connectTo(fault.port);
-  await conn.login({ user: "me", pass: "s3cret" });
-  assert.is(conn.authenticated, true);
-  await conn.quit();
-  fault.assertNoScriptErrors();
-  await fault.close();
+  ];
+  await withFaultServer(script, async (conn) => {
+    await conn.login({ user: "me", pass: "s3cret" });
+    assert.is(conn.authenticated, true);
+  });
 });
 
 test("fails with EAUTH carrying the server's 535 on a wrong password", async () => {
-  const server = await startServer({ users: { me: "s3cret" } });
-  const conn = await connectTo(server.port);
-  const err = await failure(conn.login({ user: "me", pass: "wrong", method: "LOGIN" }));
-  assert.is(err.code, "EAUTH");
-  assert.is(err.responseCode, 535);
-  assert.is(err.enhancedCode, "5.7.8");
-  assert.is(conn.authenticated, false);
-  await conn.quit();
-  await server.close();
+  await wrongPasswordFailure("LOGIN");
 });
 
 test("a server that keeps challenging is cut off with EAUTH instead of looping forever", async () => {

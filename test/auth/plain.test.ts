@@ -5,9 +5,8 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { plain } from "../../lib/auth/plain.js";
-import { startServer } from "../helpers/server.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
-import { b64, connectTo, failure } from "./support.js";
+import { b64, loginWith, wrongPasswordFailure } from "./support.js";
 
 const unhandled = trackUnhandled();
 
@@ -26,28 +25,14 @@ test("cancels with * if the server challenges after the initial response", () =>
 });
 
 test("logs in with PLAIN against smtp-server", async () => {
-  const server = await startServer({ users: { me: "s3cret" } });
-  const conn = await connectTo(server.port);
-  await conn.login({ user: "me", pass: "s3cret", method: "PLAIN" });
-  assert.is(conn.authenticated, true);
-  assert.equal(server.auths, [{ method: "PLAIN", username: "me", ok: true, secure: false }]);
+  const server = await loginWith("PLAIN");
   assert.equal(server.commands.filter((c) => c.startsWith("AUTH")), [`AUTH PLAIN ${b64("\0me\0s3cret")}`]);
-  await conn.quit();
-  await server.close();
 });
 
 test("fails with EAUTH carrying the server's 535 on a wrong password", async () => {
-  const server = await startServer({ users: { me: "s3cret" } });
-  const conn = await connectTo(server.port);
-  const err = await failure(conn.login({ user: "me", pass: "wrong", method: "PLAIN" }));
-  assert.is(err.code, "EAUTH");
-  assert.is(err.responseCode, 535);
-  assert.is(err.enhancedCode, "5.7.8");
+  const err = await wrongPasswordFailure("PLAIN");
   assert.match(err.response ?? "", /^535 5\.7\.8 .*Authentication credentials invalid/);
   assert.is(err.temporary, false);
-  assert.is(conn.authenticated, false);
-  await conn.quit();
-  await server.close();
 });
 
 leakCheckTest(test, unhandled);
