@@ -15,7 +15,8 @@ import { SMTPConnection, SMTPError } from "../../lib/index.js";
 import { startFaultServer, greetAndEhlo, ehloReply, type Step, type FaultConnection } from "../helpers/fault-server.js";
 import { getCerts } from "../helpers/certs.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
-import { nodeCallback, settlesWithin } from "../helpers/callbacks.js";
+import { nodeCallback } from "../helpers/callbacks.js";
+import { connectOutcome } from "../tls/support.js";
 
 const unhandled = trackUnhandled();
 const certs = getCerts();
@@ -38,14 +39,7 @@ function injecting(injected: string | Buffer): Step[] {
 async function attack(script: Step[], options: Partial<ConstructorParameters<typeof SMTPConnection>[0]> = {}) {
   const fault = await startFaultServer(script);
   const conn = new SMTPConnection({ host: "localhost", port: fault.port, name: NAME, tls: { ca: certs.ca }, ...options });
-  const err = await settlesWithin(
-    conn.connect().then(
-      () => undefined,
-      (e: SMTPError) => e,
-    ),
-    10_000,
-    "connect()",
-  );
+  const err = await connectOutcome(conn);
   const seen = await fault.connection();
   // A refused session is closed by the client; let the server see everything first.
   if (err) await seen.whenClosed;

@@ -14,6 +14,7 @@ import { startFaultServer, ehloReply, type Step } from "../helpers/fault-server.
 import { getCerts, type KeyPair } from "../helpers/certs.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 import { nodeCallback } from "../helpers/callbacks.js";
+import { CERT_REFUSALS, connectError, sniSeen } from "./support.js";
 
 const unhandled = trackUnhandled();
 const certs = getCerts();
@@ -39,17 +40,6 @@ async function closeLast() {
 /** A scripted implicit-TLS server that greets, answers EHLO and QUIT. */
 function implicitScript(pair: KeyPair = certs.server): Step[] {
   return [{ upgradeTls: pair }, { send: "220 fault.example.test ESMTP\r\n" }, { expect: /^EHLO / }, { send: ehloReply(["PIPELINING"]) }, { expect: "QUIT" }, { send: "221 bye\r\n" }];
-}
-
-async function connectError(options: ConstructorParameters<typeof SMTPConnection>[0]): Promise<SMTPError> {
-  const conn = new SMTPConnection(options);
-  const err = await conn.connect().then(
-    () => undefined,
-    (e: SMTPError) => e,
-  );
-  conn.close();
-  assert.instance(err, SMTPError, "connect() must fail");
-  return err!;
 }
 
 test("sends a message over implicit TLS to a server whose certificate the test CA signed", async () => {
@@ -80,33 +70,15 @@ test("every byte goes encrypted: the fault server sees no cleartext at all", asy
 });
 
 test("sends the host name as SNI and checks the certificate against it", async () => {
-  const fault = await startFaultServer(implicitScript());
-  const conn = new SMTPConnection({ host: "localhost", port: fault.port, secure: true, tls: { ca: certs.ca } });
-  await conn.connect();
-  const seen = await fault.connection();
-  assert.is((seen.socket as tls.TLSSocket).servername, "localhost");
-  await conn.quit();
-  await fault.close();
+  assert.is(await sniSeen(implicitScript(), { host: "localhost", secure: true }), "localhost");
 });
 
 test("never sends an IP literal as SNI, and checks the certificate's IP address instead", async () => {
-  const fault = await startFaultServer(implicitScript());
-  const conn = new SMTPConnection({ host: "127.0.0.1", port: fault.port, secure: true, tls: { ca: certs.ca } });
-  await conn.connect();
-  const seen = await fault.connection();
-  assert.not.ok((seen.socket as tls.TLSSocket).servername, "no SNI for an IP host");
-  await conn.quit();
-  await fault.close();
+  assert.not.ok(await sniSeen(implicitScript(), { host: "127.0.0.1", secure: true }), "no SNI for an IP host");
 });
 
 test("servername is sent as SNI and is the name the certificate must carry", async () => {
-  const fault = await startFaultServer(implicitScript());
-  const conn = new SMTPConnection({ host: "127.0.0.1", port: fault.port, secure: true, servername: "mx.example.test", tls: { ca: certs.ca } });
-  await conn.connect();
-  const seen = await fault.connection();
-  assert.is((seen.socket as tls.TLSSocket).servername, "mx.example.test");
-  await conn.quit();
-  await fault.close();
+  assert.is(await sniSeen(implicitScript(), { host: "127.0.0.1", secure: true, servername: "mx.example.test" }), "mx.example.test");
 
   const server = await implicitServerPort();
   const err = await connectError({ host: "127.0.0.1", port: server.port, secure: true, servername: "wrong.example.test", tls: { ca: certs.ca } });
@@ -116,22 +88,10 @@ test("servername is sent as SNI and is the name the certificate must carry", asy
 });
 
 test("tls.servername is used when servername is not given, as in Nodemailer", async () => {
-  const fault = await startFaultServer(implicitScript());
-  const conn = new SMTPConnection({ host: "127.0.0.1", port: fault.port, secure: true, tls: { ca: certs.ca, servername: "mx.example.test" } });
-  await conn.connect();
-  const seen = await fault.connection();
-  assert.is((seen.socket as tls.TLSSocket).servername, "mx.example.test");
-  await conn.quit();
-  await fault.close();
+  assert.is(await sniSeen(implicitScript(), { host: "127.0.0.1", secure: true, tls: { ca: certs.ca, servername: "mx.example.test" } }), "mx.example.test");
 });
 
-const refusals: [string, keyof typeof certs, string][] = [
-  ["a self-signed certificate", "selfSigned", "DEPTH_ZERO_SELF_SIGNED_CERT"],
-  ["a certificate for another host", "wrongHost", "ERR_TLS_CERT_ALTNAME_INVALID"],
-  ["an expired certificate", "expired", "CERT_HAS_EXPIRED"],
-  ["a certificate from an unknown CA", "unknownCa", "UNABLE_TO_VERIFY_LEAF_SIGNATURE"],
-];
-for (const [what, pair, reason] of refusals) {
+for (const [what, pair, reason] of CERT_REFUSALS) {
   test(`fails with ETLS on ${what}, with ${reason} kept in cause, and sends nothing`, async () => {
     const fault = await startFaultServer(implicitScript(certs[pair] as KeyPair));
     const err = await connectError({ host: "localhost", port: fault.port, secure: true, tls: { ca: certs.ca } });

@@ -7,30 +7,14 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import net from "node:net";
-import { SMTPConnection, SMTPError } from "../../lib/index.js";
 import { startServer } from "../helpers/server.js";
 import { startFaultServer, type FaultConnection } from "../helpers/fault-server.js";
 import { getCerts } from "../helpers/certs.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
-import { settlesWithin } from "../helpers/callbacks.js";
+import { connectError } from "./support.js";
 
 const unhandled = trackUnhandled();
 const certs = getCerts();
-
-async function connectError(options: ConstructorParameters<typeof SMTPConnection>[0]): Promise<SMTPError> {
-  const conn = new SMTPConnection(options);
-  const err = await settlesWithin(
-    conn.connect().then(
-      () => undefined,
-      (e: SMTPError) => e,
-    ),
-    10_000,
-    "connect()",
-  );
-  conn.close();
-  assert.instance(err, SMTPError, "connect() must fail");
-  return err!;
-}
 
 test("secure: true against a plaintext server fails with ETLS saying to set secure: false", async () => {
   const server = await startServer();

@@ -19,7 +19,7 @@ import { SMTPConnection, SMTPError, type SMTPConnectionOptions } from "../../lib
 import { startFaultServer, greetAndEhlo, ehloReply, type Step } from "../helpers/fault-server.js";
 import { getCerts } from "../helpers/certs.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
-import { settlesWithin } from "../helpers/callbacks.js";
+import { connectOutcome } from "./support.js";
 
 const unhandled = trackUnhandled();
 const certs = getCerts();
@@ -59,14 +59,7 @@ interface Expectation {
 async function row(policy: SMTPConnectionOptions, script: Step[] | ((index: number) => Step[]), expected: Expectation): Promise<SMTPError | undefined> {
   const fault = await startFaultServer(script);
   const conn = new SMTPConnection({ host: "localhost", port: fault.port, name: NAME, tls: { ca: certs.ca }, ...policy });
-  const err = await settlesWithin(
-    conn.connect().then(
-      () => undefined,
-      (e: SMTPError) => e,
-    ),
-    10_000,
-    "connect()",
-  );
+  const err = await connectOutcome(conn);
   if (expected.outcome === "ETLS") {
     assert.instance(err, SMTPError, "connect() must fail");
     assert.is(err!.code, "ETLS");

@@ -6,13 +6,13 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import type { TLSSocket } from "node:tls";
 import { SMTPConnection, SMTPError } from "../../lib/index.js";
 import { startServer } from "../helpers/server.js";
 import { startFaultServer, greetAndEhlo, ehloReply, type Step } from "../helpers/fault-server.js";
 import { getCerts, type KeyPair } from "../helpers/certs.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 import { settlesWithin } from "../helpers/callbacks.js";
+import { CERT_REFUSALS, connectError, sniSeen } from "./support.js";
 
 const unhandled = trackUnhandled();
 const certs = getCerts();
@@ -24,20 +24,6 @@ function starttlsScript(pair: KeyPair, after: Step[], plainExtensions = ["PIPELI
 }
 
 const quit: Step[] = [{ expect: "QUIT" }, { send: "221 bye\r\n" }];
-
-async function connectError(conn: SMTPConnection): Promise<SMTPError> {
-  const err = await settlesWithin(
-    conn.connect().then(
-      () => undefined,
-      (e: SMTPError) => e,
-    ),
-    10_000,
-    "connect()",
-  );
-  conn.close();
-  assert.instance(err, SMTPError, "connect() must fail");
-  return err!;
-}
 
 test("upgrades with STARTTLS when smtp-server offers it, says EHLO again and sends over TLS", async () => {
   let secureAtMail: boolean | undefined;
@@ -131,23 +117,11 @@ test("sends the host name as SNI after STARTTLS, never an IP literal, and server
     [{ host: "127.0.0.1", servername: "mx.example.test" }, "mx.example.test"],
   ];
   for (const [options, expected] of cases) {
-    const fault = await startFaultServer(starttlsScript(certs.server, [{ expect: /^EHLO / }, { send: ehloReply() }, ...quit]));
-    const conn = new SMTPConnection({ ...options, port: fault.port, tls: { ca: certs.ca } });
-    await conn.connect();
-    const seen = await fault.connection();
-    assert.is((seen.socket as TLSSocket).servername || false, expected, JSON.stringify(options));
-    await conn.quit();
-    await fault.close();
+    assert.is(await sniSeen(starttlsScript(certs.server, [{ expect: /^EHLO / }, { send: ehloReply() }, ...quit]), options), expected, JSON.stringify(options));
   }
 });
 
-const refusals: [string, keyof typeof certs, string][] = [
-  ["a self-signed certificate", "selfSigned", "DEPTH_ZERO_SELF_SIGNED_CERT"],
-  ["a certificate for another host", "wrongHost", "ERR_TLS_CERT_ALTNAME_INVALID"],
-  ["an expired certificate", "expired", "CERT_HAS_EXPIRED"],
-  ["a certificate from an unknown CA", "unknownCa", "UNABLE_TO_VERIFY_LEAF_SIGNATURE"],
-];
-for (const [what, pair, reason] of refusals) {
+for (const [what, pair, reason] of CERT_REFUSALS) {
   test(`fails with ETLS on ${what} after STARTTLS, ${reason} in cause, and sends nothing more`, async () => {
     const fault = await startFaultServer(starttlsScript(certs[pair] as KeyPair, [{ expect: /^EHLO / }, { send: ehloReply(["AUTH PLAIN"]) }]));
     const conn = new SMTPConnection({ host: "localhost", port: fault.port, tls: { ca: certs.ca } });
