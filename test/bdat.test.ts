@@ -5,13 +5,20 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Readable } from "node:stream";
-import { SMTPConnection, SMTPError, BdatEncoder } from "../lib/index.js";
+import { SMTPConnection, type SMTPConnectionOptions, SMTPError, BdatEncoder } from "../lib/index.js";
 import { startFaultServer, greetAndEhlo, type Step } from "./helpers/fault-server.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
 
 const unhandled = trackUnhandled();
 const env = { from: "a@example.test", to: ["b@example.test"] };
 const envelopeReplies: Step[] = [{ expect: /^MAIL FROM:/ }, { expect: /^RCPT TO:/ }, { send: "250 ok\r\n250 ok\r\n" }];
+
+/** A connection to 127.0.0.1:`port`, once its handshake is done. */
+async function connected(port: number, options: SMTPConnectionOptions = {}): Promise<SMTPConnection> {
+  const conn = new SMTPConnection({ port, host: "127.0.0.1", ...options });
+  await conn.connect();
+  return conn;
+}
 
 test("sends the body as BDAT chunks and BDAT 0 LAST, normalising line ends, without dot-stuffing", async () => {
   const fault = await startFaultServer([
@@ -22,8 +29,7 @@ test("sends the body as BDAT chunks and BDAT 0 LAST, normalising line ends, with
     { expect: "BDAT 0 LAST" },
     { send: "250 2.0.0 chunk ok\r\n250 2.0.0 queued\r\n" },
   ]);
-  const conn = new SMTPConnection({ host: "127.0.0.1", port: fault.port, chunking: true });
-  await conn.connect();
+  const conn = await connected(fault.port, { chunking: true });
   const info = await conn.send(env, ".a\nb\r.c\r\n");
   assert.is(info.response, "250 2.0.0 queued");
   assert.is(info.messageSize, 11, "the sum of the chunk payloads");
@@ -46,8 +52,7 @@ test("a streamed body becomes one chunk per write", async () => {
     { expect: "BDAT 0 LAST" },
     { send: "250 one\r\n250 two\r\n250 done\r\n" },
   ]);
-  const conn = new SMTPConnection({ host: "127.0.0.1", port: fault.port, chunking: true });
-  await conn.connect();
+  const conn = await connected(fault.port, { chunking: true });
   const info = await conn.send(env, Readable.from([Buffer.from("abc"), Buffer.from("de\r\n")]));
   assert.is(info.messageSize, 7);
   const c = await fault.connection();
@@ -73,8 +78,7 @@ test("a refused chunk fails the send with EMESSAGE naming BDAT, and the next sen
     { expect: "BDAT 0 LAST" },
     { send: "250 chunk\r\n250 queued\r\n" },
   ]);
-  const conn = new SMTPConnection({ host: "127.0.0.1", port: fault.port, chunking: true });
-  await conn.connect();
+  const conn = await connected(fault.port, { chunking: true });
   const err = (await conn.send(env, "hello").catch((e) => e)) as SMTPError;
   assert.instance(err, SMTPError);
   assert.is(err.code, "EMESSAGE");
@@ -102,8 +106,7 @@ test("LMTP: BDAT 0 LAST gets one reply per accepted recipient", async () => {
     { expect: "BDAT 0 LAST" },
     { send: "250 chunk\r\n250 2.0.0 <a> saved\r\n552 5.2.2 <b> full\r\n" },
   ]);
-  const conn = new SMTPConnection({ host: "127.0.0.1", port: fault.port, chunking: true, lmtp: true });
-  await conn.connect();
+  const conn = await connected(fault.port, { chunking: true, lmtp: true });
   const info = await conn.send({ from: "x@example.test", to: ["a@example.test", "b@example.test"] }, "hi");
   assert.equal(info.accepted, ["a@example.test"]);
   assert.equal(info.rejected, ["b@example.test"]);
@@ -130,8 +133,7 @@ test("DATA is used when chunking is off, or the server lacks CHUNKING or PIPELIN
       { expectData: true },
       { send: "250 done\r\n" },
     ] as Step[]);
-    const conn = new SMTPConnection({ host: "127.0.0.1", port: fault.port, ...options });
-    await conn.connect();
+    const conn = await connected(fault.port, { ...options });
     assert.is((await conn.send(env, "x")).response, "250 done");
     conn.close();
     fault.assertNoScriptErrors();

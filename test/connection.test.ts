@@ -5,13 +5,20 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Readable } from "node:stream";
-import { SMTPConnection, SMTPError } from "../lib/index.js";
+import { SMTPConnection, type SMTPConnectionOptions, SMTPError } from "../lib/index.js";
 import { startServer } from "./helpers/server.js";
 import { startFaultServer, greetAndEhlo } from "./helpers/fault-server.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
 
 const unhandled = trackUnhandled();
 const env = (to: string | string[] = "rcpt@example.test") => ({ from: "sender@example.test", to });
+
+/** A connection to 127.0.0.1:`port`, once its handshake is done. */
+async function connected(port: number, options: SMTPConnectionOptions = {}): Promise<SMTPConnection> {
+  const conn = new SMTPConnection({ port, host: "127.0.0.1", ...options });
+  await conn.connect();
+  return conn;
+}
 
 test("the seed example works unchanged: connect, send with callbacks, quit", async () => {
   const server = await startServer();
@@ -77,8 +84,7 @@ test("options default as in Nodemailer: port 587, 465 implies secure, a valid EH
 
 test("send() takes a string, a Buffer and a Readable, and the server gets the exact bytes", async () => {
   const server = await startServer();
-  const conn = new SMTPConnection({ port: server.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(server.port);
   await conn.send(env(), "A: 1\r\n\r\nstring body\r\n");
   await conn.send(env(), Buffer.from("A: 2\r\n\r\n.dotted\r\nbuffer body\r\n"));
   await conn.send(env(), Readable.from([Buffer.from("A: 3\r\n\r\nstr"), Buffer.from("eam body\n.\n..x\r\n")]));
@@ -92,8 +98,7 @@ test("send() takes a string, a Buffer and a Readable, and the server gets the ex
 
 test("SendInfo carries every field, messageSize counting dot-stuffed bytes and the terminator", async () => {
   const server = await startServer();
-  const conn = new SMTPConnection({ port: server.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(server.port);
   const body = "Subject: x\r\n\r\n.line\r\nend";
   const info = await conn.send(env(["a@example.test", "b@example.test"]), body);
   assert.equal(info.accepted, ["a@example.test", "b@example.test"]);
@@ -112,8 +117,7 @@ test("SendInfo carries every field, messageSize counting dot-stuffed bytes and t
 
 test("a refused recipient lands in rejected with its SMTPError, and the send goes on", async () => {
   const server = await startServer({ refuseRecipients: ["nobody@example.test"] });
-  const conn = new SMTPConnection({ port: server.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(server.port);
   const info = await conn.send(env(["ok@example.test", "nobody@example.test"]), "x");
   assert.equal(info.accepted, ["ok@example.test"]);
   assert.equal(info.rejected, ["nobody@example.test"]);
@@ -132,8 +136,7 @@ test("a refused recipient lands in rejected with its SMTPError, and the send goe
 
 test("fails with EENVELOPE when every recipient is refused, then RSET precedes the next send", async () => {
   const server = await startServer({ refuseRecipients: ["x@example.test", "y@example.test"] });
-  const conn = new SMTPConnection({ port: server.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(server.port);
   const err = await conn.send(env(["x@example.test", "y@example.test"]), "x").then(() => undefined, (e: SMTPError) => e);
   assert.instance(err, SMTPError);
   assert.is(err!.code, "EENVELOPE");
@@ -151,8 +154,7 @@ test("fails with EENVELOPE when every recipient is refused, then RSET precedes t
 
 test("fails with EENVELOPE naming MAIL FROM when the sender is refused", async () => {
   const server = await startServer({ refuseSenders: ["bad@example.test"] });
-  const conn = new SMTPConnection({ port: server.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(server.port);
   const err = await conn.send({ from: "bad@example.test", to: "a@example.test" }, "x").catch((e: SMTPError) => e);
   assert.is((err as SMTPError).code, "EENVELOPE");
   assert.is((err as SMTPError).command, "MAIL FROM");
@@ -165,8 +167,7 @@ test("fails with EENVELOPE naming MAIL FROM when the sender is refused", async (
 
 test("five sends started at once reach the server in call order, each with its own envelope", async () => {
   const server = await startServer();
-  const conn = new SMTPConnection({ port: server.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(server.port);
   const sends = [1, 2, 3, 4, 5].map((n) => conn.send({ from: `s${n}@example.test`, to: [`r${n}@example.test`, `q${n}@example.test`] }, `Message-Id: ${n}\r\n\r\nbody ${n}\r\n`));
   const infos = await Promise.all(sends);
   assert.equal(infos.map((i) => i.accepted[0]), ["r1@example.test", "r2@example.test", "r3@example.test", "r4@example.test", "r5@example.test"]);
@@ -180,8 +181,7 @@ test("five sends started at once reach the server in call order, each with its o
 
 test("envelope size, 8BITMIME, SMTPUTF8 and DSN parameters reach the server", async () => {
   const server = await startServer({ size: 1 << 20 });
-  const conn = new SMTPConnection({ port: server.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(server.port);
   await conn.send(
     { from: "a@example.test", to: ["b@example.test"], size: 100, use8BitMime: true, smtpUtf8: true, dsn: { ret: "HDRS", envid: "env id", notify: ["SUCCESS", "DELAY"], orcpt: "orig@example.test" } },
     "Subject: ü\r\n\r\nbody\r\n",
@@ -200,8 +200,7 @@ test("envelope size, 8BITMIME, SMTPUTF8 and DSN parameters reach the server", as
 
 test("a size over the server's SIZE limit fails with EMESSAGE before MAIL is written", async () => {
   const server = await startServer({ size: 1000 });
-  const conn = new SMTPConnection({ port: server.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(server.port);
   const err = (await conn.send({ ...env(), size: 5000 }, "x").catch((e) => e)) as SMTPError;
   assert.is(err.code, "EMESSAGE");
   assert.match(err.message, /1000/);
@@ -214,8 +213,7 @@ test("a size over the server's SIZE limit fails with EMESSAGE before MAIL is wri
 
 test("bad input is refused with EENVELOPE before anything is written, and the connection stays usable", async () => {
   const server = await startServer();
-  const conn = new SMTPConnection({ port: server.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(server.port);
   const before = server.commands.length;
   for (const envelope of [
     { from: "a@example.test\r\nRCPT TO:<evil@example.test>", to: "b@example.test" },
@@ -239,8 +237,7 @@ test("bad input is refused with EENVELOPE before anything is written, and the co
 
 test("reset() sends RSET and resolves true, with a callback too", async () => {
   const server = await startServer();
-  const conn = new SMTPConnection({ port: server.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(server.port);
   assert.is(await conn.reset(), true);
   const viaCallback = await new Promise((resolve, reject) => conn.reset((err, ok) => (err ? reject(err) : resolve(ok))));
   assert.is(viaCallback, true);
@@ -296,8 +293,7 @@ test("operations called while connecting wait for the handshake", async () => {
 
 test("quit() closes even when the server never answers QUIT", async () => {
   const fault = await startFaultServer([...greetAndEhlo(["PIPELINING"]), { expect: "QUIT" }, { stall: true }]);
-  const conn = new SMTPConnection({ port: fault.port, host: "127.0.0.1", socketTimeout: 200 });
-  await conn.connect();
+  const conn = await connected(fault.port, { socketTimeout: 200 });
   const ended = new Promise((resolve) => conn.once("end", resolve));
   await conn.quit();
   await ended;
@@ -326,8 +322,7 @@ test("falls back to HELO when EHLO is refused", async () => {
     { send: "221 bye\r\n" },
     { close: true },
   ]);
-  const conn = new SMTPConnection({ port: fault.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(fault.port);
   assert.is(conn.extensions.size, 0);
   const info = await conn.send({ from: "a@example.test", to: "b@example.test", size: 10, use8BitMime: true }, "hello");
   assert.is(info.response, "250 queued");
@@ -353,8 +348,7 @@ test("without PIPELINING each command waits for its reply; with it MAIL, RCPT an
       { expect: "QUIT" },
       { send: "221 bye\r\n" },
     ]);
-    const conn = new SMTPConnection({ port: fault.port, host: "127.0.0.1" });
-    await conn.connect();
+    const conn = await connected(fault.port);
     const info = await conn.send(env(), "body");
     assert.is(info.response, "250 done");
     await conn.quit();
@@ -377,8 +371,7 @@ test("the pipelining option turns pipelining off even when advertised", async ()
     { expectData: true },
     { send: "250 done\r\n" },
   ]);
-  const conn = new SMTPConnection({ port: fault.port, host: "127.0.0.1", pipelining: false });
-  await conn.connect();
+  const conn = await connected(fault.port, { pipelining: false });
   await conn.send(env(), "body");
   conn.close();
   fault.assertNoScriptErrors();
@@ -398,8 +391,7 @@ test("LMTP: LHLO, and one final reply per recipient moves refused ones to reject
       });
     },
   });
-  const conn = new SMTPConnection({ port: server.port, host: "127.0.0.1", lmtp: true });
-  await conn.connect();
+  const conn = await connected(server.port, { lmtp: true });
   assert.match(server.commands[0]!, /^LHLO /);
   const info = await conn.send(env(["alice@example.test", "full@example.test", "bob@example.test"]), "hi");
   assert.equal(info.accepted, ["alice@example.test", "bob@example.test"]);
@@ -417,8 +409,7 @@ test("LMTP: LHLO, and one final reply per recipient moves refused ones to reject
 
 test("a 421 at any point fails with ECONNECTION carrying responseCode 421", async () => {
   const fault = await startFaultServer([...greetAndEhlo(["PIPELINING"]), { expect: /^MAIL FROM/ }, { send: "421 4.3.2 Shutting down\r\n" }, { close: true }]);
-  const conn = new SMTPConnection({ port: fault.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(fault.port);
   const first = conn.send(env(), "x").catch((e) => e);
   const second = conn.send(env(), "y").catch((e) => e);
   const [a, b] = (await Promise.all([first, second])) as SMTPError[];

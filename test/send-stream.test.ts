@@ -7,13 +7,20 @@ import * as assert from "uvu/assert";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { once } from "node:events";
-import { SMTPConnection, SMTPError, type SendInfo } from "../lib/index.js";
+import { SMTPConnection, type SMTPConnectionOptions, SMTPError, type SendInfo } from "../lib/index.js";
 import { startServer } from "./helpers/server.js";
 import { startFaultServer, greetAndEhlo, acceptEnvelope } from "./helpers/fault-server.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
 
 const unhandled = trackUnhandled();
 const env = { from: "sender@example.test", to: ["rcpt@example.test"] };
+
+/** A connection to 127.0.0.1:`port`, once its handshake is done. */
+async function connected(port: number, options: SMTPConnectionOptions = {}): Promise<SMTPConnection> {
+  const conn = new SMTPConnection({ port, host: "127.0.0.1", ...options });
+  await conn.connect();
+  return conn;
+}
 
 function chunks(count: number, size: number, fill = 0x61): Readable {
   let sent = 0;
@@ -27,8 +34,7 @@ function chunks(count: number, size: number, fill = 0x61): Readable {
 
 test("pipeline() into createSendStream resolves after the final reply, with info and a response event", async () => {
   const server = await startServer();
-  const conn = new SMTPConnection({ port: server.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(server.port);
   const out = conn.createSendStream(env);
   let viaEvent: SendInfo | undefined;
   out.on("response", (info: SendInfo) => (viaEvent = info));
@@ -53,8 +59,7 @@ test("finish comes only after the server's final reply", async () => {
     { call: () => released },
     { send: "250 accepted\r\n" },
   ]);
-  const conn = new SMTPConnection({ port: fault.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(fault.port);
   const out = conn.createSendStream(env);
   let finished = false;
   out.on("finish", () => (finished = true));
@@ -83,8 +88,7 @@ test("before 354, writes are held up to highWaterMark and write() returns false"
     { expectData: true },
     { send: "250 done\r\n" },
   ]);
-  const conn = new SMTPConnection({ port: fault.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(fault.port);
   const out = conn.createSendStream(env);
   const chunk = Buffer.alloc(16 * 1024, 0x62);
   let accepted = 0;
@@ -104,8 +108,7 @@ test("before 354, writes are held up to highWaterMark and write() returns false"
 
 test("a refused envelope destroys the stream at once, so pipeline() rejects and stops reading the source", async () => {
   const server = await startServer({ refuseRecipients: ["nobody@example.test"] });
-  const conn = new SMTPConnection({ port: server.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(server.port);
   let produced = 0;
   const source = new Readable({
     read() {
@@ -127,8 +130,7 @@ test("a refused envelope destroys the stream at once, so pipeline() rejects and 
 
 test("a source that fails mid-message closes the connection without the terminator (ESTREAM)", async () => {
   const fault = await startFaultServer([...greetAndEhlo(["PIPELINING"]), ...acceptEnvelope(1), { expectData: true }, { send: "250 should never happen\r\n" }]);
-  const conn = new SMTPConnection({ port: fault.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(fault.port);
   let n = 0;
   const source = new Readable({
     read() {
@@ -150,8 +152,7 @@ test("a source that fails mid-message closes the connection without the terminat
 
 test("send() with a failing Readable rejects with ESTREAM keeping the cause", async () => {
   const fault = await startFaultServer([...greetAndEhlo(["PIPELINING"]), ...acceptEnvelope(1), { expectData: true }]);
-  const conn = new SMTPConnection({ port: fault.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(fault.port);
   const cause = new Error("read failed");
   const source = new Readable({ read() {} });
   source.push("Subject: x\r\n\r\n");
@@ -168,8 +169,7 @@ test("send() with a failing Readable rejects with ESTREAM keeping the cause", as
 
 test("a stream destroyed before end() is never delivered", async () => {
   const server = await startServer();
-  const conn = new SMTPConnection({ port: server.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(server.port);
   const out = conn.createSendStream(env);
   out.on("error", () => {});
   out.write("Subject: half\r\n\r\nhalf a message");
@@ -183,8 +183,7 @@ test("a stream destroyed before end() is never delivered", async () => {
 
 test("after 354, write() returns false while the socket is full and the body moves with backpressure", async () => {
   const server = await startServer({ slowReadMs: 20, slowEvery: 256 * 1024 });
-  const conn = new SMTPConnection({ port: server.port, host: "127.0.0.1" });
-  await conn.connect();
+  const conn = await connected(server.port);
   const out = conn.createSendStream(env);
   let refusals = 0;
   const sink = new Writable({
