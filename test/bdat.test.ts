@@ -20,16 +20,20 @@ async function connected(port: number, options: SMTPConnectionOptions = {}): Pro
   return conn;
 }
 
+/** A fault server offering PIPELINING and CHUNKING that accepts the envelope and then plays `steps`, and a chunking connection to it. */
+async function chunkingSession(steps: Step[]) {
+  const fault = await startFaultServer([...greetAndEhlo(["PIPELINING", "CHUNKING"]), ...envelopeReplies, ...steps]);
+  const conn = await connected(fault.port, { chunking: true });
+  return { fault, conn };
+}
+
 test("sends the body as BDAT chunks and BDAT 0 LAST, normalising line ends, without dot-stuffing", async () => {
-  const fault = await startFaultServer([
-    ...greetAndEhlo(["PIPELINING", "CHUNKING"]),
-    ...envelopeReplies,
+  const { fault, conn } = await chunkingSession([
     { expect: "BDAT 11" },
     { expectBytes: 11 },
     { expect: "BDAT 0 LAST" },
     { send: "250 2.0.0 chunk ok\r\n250 2.0.0 queued\r\n" },
   ]);
-  const conn = await connected(fault.port, { chunking: true });
   const info = await conn.send(env, ".a\nb\r.c\r\n");
   assert.is(info.response, "250 2.0.0 queued");
   assert.is(info.messageSize, 11, "the sum of the chunk payloads");
@@ -42,9 +46,7 @@ test("sends the body as BDAT chunks and BDAT 0 LAST, normalising line ends, with
 });
 
 test("a streamed body becomes one chunk per write", async () => {
-  const fault = await startFaultServer([
-    ...greetAndEhlo(["PIPELINING", "CHUNKING"]),
-    ...envelopeReplies,
+  const { fault, conn } = await chunkingSession([
     { expect: "BDAT 3" },
     { expectBytes: 3 },
     { expect: "BDAT 4" },
@@ -52,7 +54,6 @@ test("a streamed body becomes one chunk per write", async () => {
     { expect: "BDAT 0 LAST" },
     { send: "250 one\r\n250 two\r\n250 done\r\n" },
   ]);
-  const conn = await connected(fault.port, { chunking: true });
   const info = await conn.send(env, Readable.from([Buffer.from("abc"), Buffer.from("de\r\n")]));
   assert.is(info.messageSize, 7);
   const c = await fault.connection();
@@ -62,9 +63,7 @@ test("a streamed body becomes one chunk per write", async () => {
 });
 
 test("a refused chunk fails the send with EMESSAGE naming BDAT, and the next send starts with RSET", async () => {
-  const fault = await startFaultServer([
-    ...greetAndEhlo(["PIPELINING", "CHUNKING"]),
-    ...envelopeReplies,
+  const { fault, conn } = await chunkingSession([
     { expect: "BDAT 5" },
     { expectBytes: 5 },
     { expect: "BDAT 0 LAST" },
@@ -78,7 +77,6 @@ test("a refused chunk fails the send with EMESSAGE naming BDAT, and the next sen
     { expect: "BDAT 0 LAST" },
     { send: "250 chunk\r\n250 queued\r\n" },
   ]);
-  const conn = await connected(fault.port, { chunking: true });
   const err = (await conn.send(env, "hello").catch((e) => e)) as SMTPError;
   assert.instance(err, SMTPError);
   assert.is(err.code, "EMESSAGE");

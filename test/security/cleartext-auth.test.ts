@@ -15,7 +15,7 @@ import net from "node:net";
 import os from "node:os";
 import { SMTPConnection, SMTPError, type SMTPConnectionOptions } from "../../lib/index.js";
 import { isLoopbackHost } from "../../lib/socket.js";
-import { startServer } from "../helpers/server.js";
+import { startServer, type TestServer, type TestServerOptions } from "../helpers/server.js";
 import { startFaultServer, greetAndEhlo, type FaultServer } from "../helpers/fault-server.js";
 import { getCerts } from "../helpers/certs.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
@@ -45,6 +45,18 @@ async function connectVia(port: number, options: SMTPConnectionOptions = {}): Pr
   const conn = new SMTPConnection({ host: REMOTE, port, name: NAME, connection: await socketTo(port), ...options });
   await conn.connect();
   return conn;
+}
+
+type Body = (conn: SMTPConnection, server: TestServer) => Promise<void>;
+
+/** Starts smtp-server with `serverOptions`, connects through connectVia() (with `options`, when given), runs `body`, then quits and closes the server. */
+async function viaServer(serverOptions: TestServerOptions, ...rest: [Body] | [SMTPConnectionOptions, Body]): Promise<void> {
+  const [options, body] = rest.length === 1 ? [{}, rest[0]] : rest;
+  const server = await startServer(serverOptions);
+  const conn = await connectVia(server.port, options);
+  await body(conn, server);
+  await conn.quit();
+  await server.close();
 }
 
 function assertRefused(err: unknown): asserts err is SMTPError {
@@ -124,24 +136,20 @@ test("refuses a customAuth method the same way, without calling the handler", as
 });
 
 test("the session goes on after the refusal: mail can still be sent unauthenticated", async () => {
-  const server = await startServer({ users: { me: PASSWORD } });
-  const conn = await connectVia(server.port);
-  assertRefused(await conn.login({ user: "me", pass: PASSWORD }).catch((e: unknown) => e));
-  const info = await conn.send({ from: "a@example.test", to: "b@example.test" }, "Subject: x\r\n\r\ny\r\n");
-  assert.equal(info.accepted, ["b@example.test"]);
-  assert.equal(server.auths, []);
-  await conn.quit();
-  await server.close();
+  await viaServer({ users: { me: PASSWORD } }, async (conn, server) => {
+    assertRefused(await conn.login({ user: "me", pass: PASSWORD }).catch((e: unknown) => e));
+    const info = await conn.send({ from: "a@example.test", to: "b@example.test" }, "Subject: x\r\n\r\ny\r\n");
+    assert.equal(info.accepted, ["b@example.test"]);
+    assert.equal(server.auths, []);
+  });
 });
 
 test("allowInsecureAuth: true lets the caller send credentials in cleartext on purpose", async () => {
-  const server = await startServer({ users: { me: PASSWORD } });
-  const conn = await connectVia(server.port, { allowInsecureAuth: true });
-  await conn.login({ user: "me", pass: PASSWORD });
-  assert.is(conn.authenticated, true);
-  assert.equal(server.auths, [{ method: "CRAM-MD5", username: "me", ok: true, secure: false }]);
-  await conn.quit();
-  await server.close();
+  await viaServer({ users: { me: PASSWORD } }, { allowInsecureAuth: true }, async (conn, server) => {
+    await conn.login({ user: "me", pass: PASSWORD });
+    assert.is(conn.authenticated, true);
+    assert.equal(server.auths, [{ method: "CRAM-MD5", username: "me", ok: true, secure: false }]);
+  });
 });
 
 test("a loopback host reached at a loopback address may authenticate in cleartext", async () => {
@@ -186,34 +194,28 @@ test("a loopback host name is not enough: a socket to a non-loopback address is 
 });
 
 test("after STARTTLS the same remote host may authenticate: the credentials go encrypted", async () => {
-  const server = await startServer({ starttls: true, users: { me: PASSWORD } });
   // mx.example.test is in the certificate; the socket goes to 127.0.0.1.
-  const conn = await connectVia(server.port, { host: "mx.example.test", tls: { ca: certs.ca } });
-  assert.is(conn.secure, true);
-  await conn.login({ user: "me", pass: PASSWORD });
-  assert.is(conn.authenticated, true);
-  assert.equal(server.auths, [{ method: "CRAM-MD5", username: "me", ok: true, secure: true }]);
-  await conn.quit();
-  await server.close();
+  await viaServer({ starttls: true, users: { me: PASSWORD } }, { host: "mx.example.test", tls: { ca: certs.ca } }, async (conn, server) => {
+    assert.is(conn.secure, true);
+    await conn.login({ user: "me", pass: PASSWORD });
+    assert.is(conn.authenticated, true);
+    assert.equal(server.auths, [{ method: "CRAM-MD5", username: "me", ok: true, secure: true }]);
+  });
 });
 
 test("over implicit TLS the same remote host may authenticate", async () => {
-  const server = await startServer({ secure: true, users: { me: PASSWORD } });
-  const conn = await connectVia(server.port, { host: "mx.example.test", secure: true, tls: { ca: certs.ca } });
-  await conn.login({ user: "me", pass: PASSWORD, method: "PLAIN" });
-  assert.equal(server.auths, [{ method: "PLAIN", username: "me", ok: true, secure: true }]);
-  await conn.quit();
-  await server.close();
+  await viaServer({ secure: true, users: { me: PASSWORD } }, { host: "mx.example.test", secure: true, tls: { ca: certs.ca } }, async (conn, server) => {
+    await conn.login({ user: "me", pass: PASSWORD, method: "PLAIN" });
+    assert.equal(server.auths, [{ method: "PLAIN", username: "me", ok: true, secure: true }]);
+  });
 });
 
 test("ignoreTLS towards a remote host leaves the session in plaintext, so login() is refused", async () => {
-  const server = await startServer({ starttls: true, users: { me: PASSWORD } });
-  const conn = await connectVia(server.port, { ignoreTLS: true });
-  assert.is(conn.secure, false);
-  assertRefused(await conn.login({ user: "me", pass: PASSWORD }).catch((e: unknown) => e));
-  assert.equal(server.auths, []);
-  await conn.quit();
-  await server.close();
+  await viaServer({ starttls: true, users: { me: PASSWORD } }, { ignoreTLS: true }, async (conn, server) => {
+    assert.is(conn.secure, false);
+    assertRefused(await conn.login({ user: "me", pass: PASSWORD }).catch((e: unknown) => e));
+    assert.equal(server.auths, []);
+  });
 });
 
 test("opportunisticTLS that went on in plaintext (STARTTLS refused) refuses login() to a remote host", async () => {
