@@ -21,33 +21,16 @@
  */
 import { createServer, type Socket } from "node:net";
 import { createHash, type Hash } from "node:crypto";
+import { answerRunner } from "./sink-control.js";
 
-export interface SinkStats {
-  connections: number;
-  messages: number;
-  /** Body bytes received (dot-stuffed, up to and including the CRLF before the final dot). */
-  bytes: number;
-  /** Size of each message's body, in order (capped at the first 64). */
-  sizes: number[];
-  /** Hex SHA-256 of each message's body (when hashing), in order (capped at 64). */
-  hashes: string[];
-  flights: number;
-  /** Flights that carried no transaction: EHLO, QUIT and the like. */
-  setupFlights: number;
-  commands: number;
-}
+export type { SinkStats } from "./sink-control.js";
 
 const TERMINATOR = Buffer.from("\r\n.\r\n");
 const CRLF = Buffer.from("\r\n");
 const EHLO_REPLY = "250-sink.bench\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE 0\r\n";
 const MAX_RECORDED = 64;
 
-let stats: SinkStats = emptyStats();
-let hashing = false;
-
-function emptyStats(): SinkStats {
-  return { connections: 0, messages: 0, bytes: 0, sizes: [], hashes: [], flights: 0, setupFlights: 0, commands: 0 };
-}
+const state = answerRunner();
 
 /** One client session: command mode until DATA's 354, then data mode until the terminator. */
 class Session {
@@ -95,8 +78,8 @@ class Session {
       offset = this.#inData ? this.#takeData(chunk, offset) : this.#takeCommands(chunk, offset);
     }
     if (newFlight) {
-      if (this.#inTransaction) stats.flights++;
-      else stats.setupFlights++;
+      if (this.#inTransaction) state.stats.flights++;
+      else state.stats.setupFlights++;
     }
     if (offset >= 0) this.#flush();
   }
@@ -116,7 +99,7 @@ class Session {
       const line = (this.#line + chunk.toString("latin1", offset, lf)).replace(/\r$/, "");
       this.#line = "";
       offset = lf + 1;
-      stats.commands++;
+      state.stats.commands++;
       const verb = line.slice(0, 4).toUpperCase();
       switch (verb) {
         case "EHLO":
@@ -149,7 +132,7 @@ class Session {
           this.#pending = CRLF;
           this.#virtual = 2;
           this.#bodyBytes = 0;
-          this.#hash = hashing ? createHash("sha256") : undefined;
+          this.#hash = state.hashing ? createHash("sha256") : undefined;
           return offset;
         case "QUIT":
           this.#reply("221 2.0.0 Bye\r\n");
@@ -204,10 +187,10 @@ class Session {
   /** Records the message that ended at `end` in the current read; returns `end`. */
   #finishMessage(end: number): number {
     this.#inData = false;
-    stats.messages++;
-    stats.bytes += this.#bodyBytes;
-    if (stats.sizes.length < MAX_RECORDED) stats.sizes.push(this.#bodyBytes);
-    if (this.#hash && stats.hashes.length < MAX_RECORDED) stats.hashes.push(this.#hash.digest("hex"));
+    state.stats.messages++;
+    state.stats.bytes += this.#bodyBytes;
+    if (state.stats.sizes.length < MAX_RECORDED) state.stats.sizes.push(this.#bodyBytes);
+    if (this.#hash && state.stats.hashes.length < MAX_RECORDED) state.stats.hashes.push(this.#hash.digest("hex"));
     this.#hash = undefined;
     this.#reply("250 2.0.0 Ok: queued\r\n");
     return end;
@@ -215,20 +198,10 @@ class Session {
 }
 
 const server = createServer((socket) => {
-  stats.connections++;
+  state.stats.connections++;
   new Session(socket);
 });
 
-process.on("message", (message: { type: string; hash?: boolean }) => {
-  if (message.type === "reset") {
-    stats = emptyStats();
-    hashing = Boolean(message.hash);
-    process.send?.({ type: "reset" });
-  } else if (message.type === "stats") {
-    process.send?.({ type: "stats", stats });
-  }
-});
-process.on("disconnect", () => process.exit(0));
 
 server.listen(Number(process.env.SINK_PORT ?? 0), "127.0.0.1", () => {
   const address = server.address();
