@@ -141,8 +141,6 @@ export async function runTransaction(session: TransactionSession, envelope: Enve
   }
 }
 
-const NEVER = new Promise<never>(() => {});
-
 async function transact(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[]): Promise<SendInfo> {
   const stream = Buffer.isBuffer(message) ? undefined : message;
   const prepared = prepareEnvelope(envelope, session);
@@ -176,10 +174,12 @@ async function transact(session: TransactionSession, envelope: Envelope, message
     sink.uncork?.();
   }
 
+  // No never-settling placeholder for a Buffer message: every race leaves a reaction on a
+  // promise that never settles, one closure per message for the life of the process.
   const outcome = await Promise.race([
     channel.flushed.then(() => ({ kind: "ended" }) as const),
-    stream ? stream.aborted.then((err) => ({ kind: "aborted", err }) as const) : NEVER,
     channel.problem,
+    ...(stream ? [stream.aborted.then((err) => ({ kind: "aborted", err }) as const)] : []),
   ]);
 
   if (outcome.kind !== "ended") {
