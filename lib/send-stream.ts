@@ -55,6 +55,24 @@ export class SendStream extends Writable {
   constructor(options: { highWaterMark?: number } = {}) {
     super({ highWaterMark: options.highWaterMark ?? SEND_STREAM_HIGH_WATER_MARK, decodeStrings: true });
     this.aborted = new Promise<SMTPError>((resolve) => (this.#aborted = resolve));
+    // Plain source.pipe(stream) does not forward the source's failure: without this, a
+    // source that errors or closes early would leave the send waiting for socketTimeout.
+    this.on("pipe", (source: Readable) => this.#watchSource(source));
+  }
+
+  /** A piped source that fails, or closes before its end, fails the send with ESTREAM. */
+  #watchSource(source: Readable): void {
+    const onError = (err: unknown) =>
+      this.destroy(new SMTPError("ESTREAM", `Message source failed: ${(err as Error)?.message ?? err}`, { command: "DATA", temporary: false, cause: err }));
+    const onClose = () => {
+      if (!source.readableEnded) onError(new Error("source closed before it ended"));
+    };
+    source.on("error", onError);
+    source.on("close", onClose);
+    this.once("close", () => {
+      source.off("error", onError);
+      source.off("close", onClose);
+    });
   }
 
   /**
@@ -167,21 +185,14 @@ export class SendStream extends Writable {
 
 /**
  * send() with a Readable: pipes `source` into `stream` and resolves with the SendInfo.
- * A source that fails, or closes before its end, fails the send with ESTREAM (its error
- * kept as `cause`); a failed send destroys the source, so it is never left paused.
+ * A failing source fails the send with ESTREAM (the stream watches what is piped into
+ * it); a failed send destroys the source, so it is never left paused.
  */
 export async function sendFromSource(source: Readable, stream: SendStream): Promise<SendInfo> {
   const result = new Promise<SendInfo>((resolve, reject) => {
     stream.once("error", reject);
     stream.once("finish", () => resolve(stream.info!));
   });
-  const onSourceError = (err: unknown) =>
-    stream.destroy(new SMTPError("ESTREAM", `Message source failed: ${(err as Error)?.message ?? err}`, { command: "DATA", temporary: false, cause: err }));
-  const onSourceClose = () => {
-    if (!source.readableEnded) onSourceError(new Error("source closed before it ended"));
-  };
-  source.on("error", onSourceError);
-  source.on("close", onSourceClose);
   source.pipe(stream);
   try {
     return await result;
@@ -189,7 +200,5 @@ export async function sendFromSource(source: Readable, stream: SendStream): Prom
     source.unpipe(stream);
     source.destroy();
     throw err;
-  } finally {
-    source.off("close", onSourceClose);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * LMTP's end of data gets one reply per accepted recipient (RFC 2033 §4.2), so a fault
  * between those replies leaves the message delivered to some recipients and not to
- * others. What the caller gets then is pinned here (docs/failure-behaviour.md says it):
+ * others. What the caller gets then is pinned here (the README's Failure behaviour section says it):
  * the send fails like any fault after the terminator, and the error does not say which
  * recipients already have the message.
  */

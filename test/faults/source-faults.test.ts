@@ -109,7 +109,7 @@ function assertNoTerminator(c: FaultConnection, where: string): void {
 }
 
 for (const fault of SOURCE_FAULTS) {
-  for (const api of ["send(envelope, readable)", "pipeline(readable, createSendStream())"] as const) {
+  for (const api of ["send(envelope, readable)", "pipeline(readable, createSendStream())", "readable.pipe(createSendStream())"] as const) {
     test(`a source that ${fault.name}, through ${api}: ESTREAM, source destroyed, no terminator, the connection closes`, async () => {
       let arrived!: () => void;
       const bytesArrived = new Promise<void>((resolve) => (arrived = resolve));
@@ -125,9 +125,19 @@ for (const fault of SOURCE_FAULTS) {
       let outcome: Promise<unknown>;
       let out: ReturnType<SMTPConnection["createSendStream"]> | undefined;
       if (api === "send(envelope, readable)") outcome = conn.send(ENVELOPE, source);
-      else {
+      else if (api === "pipeline(readable, createSendStream())") {
         out = conn.createSendStream(ENVELOPE);
         outcome = pipeline(source, out);
+      } else {
+        // Plain pipe() forwards no errors; the SendStream watches what is piped into it.
+        const stream = conn.createSendStream(ENVELOPE);
+        out = stream;
+        outcome = new Promise((resolve, reject) => {
+          stream.once("error", reject);
+          stream.once("finish", resolve);
+        });
+        source.on("error", () => {});
+        source.pipe(stream);
       }
       const settled = outcome.then(() => "resolved", (err: unknown) => err);
       const queued = conn.send(ENVELOPE, MESSAGE).then(() => "resolved", (err: unknown) => err);
@@ -136,7 +146,7 @@ for (const fault of SOURCE_FAULTS) {
 
       const err = await settlesWithin(settled, HANG_MS, api);
       assert.ok(err instanceof Error, `${api} rejects`);
-      if (api === "send(envelope, readable)") {
+      if (api !== "pipeline(readable, createSendStream())") {
         assertSMTPError(err, api);
         assert.is((err as SMTPError).code, "ESTREAM");
         assert.is((err as SMTPError).command, "DATA");
@@ -145,7 +155,8 @@ for (const fault of SOURCE_FAULTS) {
       } else {
         assert.ok(out!.destroyed, "the SendStream is destroyed");
       }
-      assert.ok(source.destroyed, "the source is destroyed, not left paused");
+      // With plain pipe() the caller owns the source; the other two destroy it.
+      if (api !== "readable.pipe(createSendStream())") assert.ok(source.destroyed, "the source is destroyed, not left paused");
 
       // The sends behind it lose the connection, not their message: temporary ECONNECTION.
       const queuedErr = await settlesWithin(queued, HANG_MS, "the queued send");
