@@ -65,7 +65,7 @@ async function main(): Promise<void> {
     await conn.quit();
     const got = received.digest("hex");
     console.log("SendInfo:", out.info);
-    console.log(`sent ${(message.length / 1048576).toFixed(1)} MiB in ${seconds.toFixed(3)} s: ${(message.length / 1048576 / seconds).toFixed(1)} MB/s`);
+    console.log(`sent ${(message.length / 1048576).toFixed(1)} MiB in ${seconds.toFixed(3)} s: ${(message.length / 1048576 / seconds).toFixed(1)} MiB/s`);
     console.log(`server received ${receivedBytes} bytes, sha256 ${got === sent ? "matches" : "DIFFERS"}`);
     if (got !== sent) process.exitCode = 1;
   } finally {
