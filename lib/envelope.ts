@@ -29,7 +29,9 @@ const FORBIDDEN = /[\r\n\0<>]/;
 const NON_ASCII = /[^\x00-\x7f]/;
 const NOTIFY_VALUES = new Set(["SUCCESS", "FAILURE", "DELAY"]);
 
-function checkAddress(address: unknown, role: string): string {
+function checkAddress(given: unknown, role: string): string {
+  // Nodemailer's address objects ({ name, address }) are taken for their address.
+  const address = given !== null && typeof given === "object" && typeof (given as { address?: unknown }).address === "string" ? (given as { address: string }).address : given;
   if (typeof address !== "string") throw badInput(`Invalid ${role} address: expected a string, got ${address === null ? "null" : typeof address}`, "EENVELOPE");
   if (FORBIDDEN.test(address)) throw badInput(`Invalid ${role} address ${JSON.stringify(address)}: CR, LF, NUL, "<" and ">" are not allowed`, "EENVELOPE");
   return address.trim();

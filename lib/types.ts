@@ -102,12 +102,18 @@ export interface DSNOptions {
   orcpt?: string;
 }
 
+/** An address as Nodemailer's address parser gives it; only `address` is used. */
+export interface AddressObject {
+  name?: string;
+  address: string;
+}
+
 /** The envelope of one message. */
 export interface Envelope {
-  /** Reverse path; "" for the null sender. */
-  from: string;
-  /** One or more recipients. */
-  to: string | string[];
+  /** Reverse path; "" for the null sender. An address object ({ name, address }) gives its address. */
+  from: string | AddressObject;
+  /** One or more recipients (strings, or address objects as Nodemailer's). */
+  to: string | AddressObject | (string | AddressObject)[];
   /** Message size in bytes, announced with SIZE= and checked against the server's limit. */
   size?: number;
   /** Announce BODY=8BITMIME. */

@@ -38,6 +38,12 @@ for (const bad of ["a@b\r\nRCPT TO:<x@y>", "a@b\n", "a\0@b", "<a@b>", "a@b>"]) {
   });
 }
 
+test("takes Nodemailer's address objects for their address", () => {
+  const p = prepareEnvelope({ from: { name: "A", address: "a@example.test" }, to: [{ name: "B", address: "b@example.test" }, "c@example.test"] }, full);
+  assert.is(p.mailLine, "MAIL FROM:<a@example.test>");
+  assert.equal(p.rcptLines, ["RCPT TO:<b@example.test>", "RCPT TO:<c@example.test>"]);
+});
+
 test("refuses non-string addresses and an empty recipient list", () => {
   refuses(() => prepareEnvelope({ from: 42 as unknown as string, to: ["b@example.test"] }, full), "EENVELOPE", /string/);
   refuses(() => prepareEnvelope({ from: "a@example.test", to: [{} as unknown as string] }, full), "EENVELOPE");
