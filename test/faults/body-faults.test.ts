@@ -5,20 +5,11 @@
  * never completed with a terminator.
  */
 import { test } from "uvu";
-import { PHASES, faultsFor, runCell } from "./harness.js";
-import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { PHASES, registerCells } from "./harness.js";
+import { trackUnhandled } from "../helpers/leak-check.js";
 
 const unhandled = trackUnhandled();
 
-for (const phase of [PHASES.body0!, PHASES.body1!, PHASES.bodyMany!, PHASES.afterTerminator!]) {
-  for (const fault of faultsFor(phase)) {
-    test(`${phase.name}, ${fault}: every operation settles once with the right SMTPError, end comes, nothing leaks`, async () => {
-      await runCell(phase, fault, true, unhandled);
-      await runCell(phase, fault, false, unhandled);
-    });
-  }
-}
-
-test("leaves no socket, timer or rejection behind", () => assertNoLeaks());
+registerCells(test, [PHASES.body0!, PHASES.body1!, PHASES.bodyMany!, PHASES.afterTerminator!], unhandled);
 
 test.run();

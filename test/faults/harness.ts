@@ -21,9 +21,9 @@ import * as assert from "uvu/assert";
 import { SMTPConnection, type SMTPError } from "../../lib/index.js";
 import { startFaultServer, type FaultConnection } from "../helpers/fault-server.js";
 import { settlesWithin } from "../helpers/callbacks.js";
-import type { UnhandledTracker } from "../helpers/leak-check.js";
+import { assertNoLeaks, type UnhandledTracker } from "../helpers/leak-check.js";
 import { HANG_MS, assertNothingOpen, assertSMTPError } from "./ops.js";
-import { defaultExpectation, faultSteps, needsTimeout, type Expectation, type FaultName } from "./faults.js";
+import { defaultExpectation, faultSteps, faultsFor, needsTimeout, type Expectation, type FaultName } from "./faults.js";
 import type { CellContext, Phase } from "./phases.js";
 
 export * from "./ops.js";
@@ -108,3 +108,18 @@ export async function runCell(phase: Phase, fault: FaultName, withErrorListener:
   }
 }
 
+/**
+ * Registers one test per cell of `phases` × their faults (each run with and without an
+ * `error` listener), then the final leak check: the whole body of a phase-table file.
+ */
+export function registerCells(test: (title: string, fn: () => Promise<void>) => void, phases: Phase[], unhandled: UnhandledTracker): void {
+  for (const phase of phases) {
+    for (const fault of faultsFor(phase)) {
+      test(`${phase.name}, ${fault}: every operation settles once with the right SMTPError, end comes, nothing leaks`, async () => {
+        await runCell(phase, fault, true, unhandled);
+        await runCell(phase, fault, false, unhandled);
+      });
+    }
+  }
+  test("leaves no socket, timer or rejection behind", () => assertNoLeaks());
+}
