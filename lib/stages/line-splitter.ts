@@ -23,41 +23,36 @@ export interface LineSplitterOptions extends TransformOptions {
 }
 
 /**
- * Splits a byte stream into lines.
- *
- * Writable side: bytes (Buffer or string). Readable side (object mode): one Buffer per
- * line, without CRLF/LF. Fails with SMTPError `EPROTOCOL` when a line exceeds
- * `maxLineLength`, and when the input ends inside a line (a truncated reply).
+ * The splitting itself, without stream machinery: the LineSplitter stage wraps one, and
+ * the connection's reply pipeline calls one directly on every chunk the socket reads.
  */
-export class LineSplitter extends Transform {
+export class LineScanner {
   readonly #maxLineLength: number;
   /** Pieces of the incomplete line at the end of the input so far. */
   #pieces: Buffer[] = [];
   #pendingLength = 0;
 
-  constructor(options: LineSplitterOptions = {}) {
-    const { maxLineLength = 65_536, ...streamOptions } = options;
-    super({ ...streamOptions, readableObjectMode: true });
+  constructor(maxLineLength = 65_536) {
     this.#maxLineLength = maxLineLength;
   }
 
-  /**
-   * Bytes held of an incomplete line. Non-zero after STARTTLS's 220 means the server
-   * sent more in plaintext, which must never be read as a post-TLS reply.
-   */
+  /** Bytes held of an incomplete line. */
   get pendingBytes(): number {
     return this.#pendingLength;
   }
 
-  override _transform(chunk: Buffer | string, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    const bytes = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+  /**
+   * Hands each complete line in `bytes` to `emit` (without CRLF/LF) and keeps the rest.
+   * Returns the EPROTOCOL error when a line crosses the limit, as the bytes arrive.
+   */
+  scan(bytes: Buffer, emit: (line: Buffer) => void): Error | undefined {
     let start = 0;
     let lf: number;
     while ((lf = bytes.indexOf(LF, start)) !== -1) {
       let line = this.#takeLine(bytes.subarray(start, lf));
       if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
-      if (line.length > this.#maxLineLength) return callback(this.#tooLong(line.length));
-      this.push(line);
+      if (line.length > this.#maxLineLength) return this.#tooLong(line.length);
+      emit(line);
       start = lf + 1;
     }
     if (start < bytes.length) {
@@ -66,19 +61,18 @@ export class LineSplitter extends Transform {
       this.#pendingLength += rest.length;
       // A trailing CR may be the first half of the CRLF, so it does not count yet.
       const excess = this.#pendingLength - (rest[rest.length - 1] === CR ? 1 : 0);
-      if (excess > this.#maxLineLength) return callback(this.#tooLong(excess));
+      if (excess > this.#maxLineLength) return this.#tooLong(excess);
     }
-    callback();
+    return undefined;
   }
 
-  override _flush(callback: (error?: Error | null) => void): void {
-    if (this.#pendingLength > 0) {
-      const held = this.#pendingLength;
-      this.#pieces = [];
-      this.#pendingLength = 0;
-      return callback(protocolError(`Input ended inside a line (${held} bytes without a line ending)`));
-    }
-    callback();
+  /** The error for input that ends inside a line, if it did; clears what was held. */
+  end(): Error | undefined {
+    if (this.#pendingLength === 0) return undefined;
+    const held = this.#pendingLength;
+    this.#pieces = [];
+    this.#pendingLength = 0;
+    return protocolError(`Input ended inside a line (${held} bytes without a line ending)`);
   }
 
   /** The held pieces plus `tail` as one line; the pieces are joined once, here. */
@@ -95,5 +89,39 @@ export class LineSplitter extends Transform {
     this.#pieces = [];
     this.#pendingLength = 0;
     return protocolError(`Reply line longer than ${this.#maxLineLength} bytes (at least ${length} received)`);
+  }
+}
+
+/**
+ * Splits a byte stream into lines.
+ *
+ * Writable side: bytes (Buffer or string). Readable side (object mode): one Buffer per
+ * line, without CRLF/LF. Fails with SMTPError `EPROTOCOL` when a line exceeds
+ * `maxLineLength`, and when the input ends inside a line (a truncated reply).
+ */
+export class LineSplitter extends Transform {
+  readonly #scanner: LineScanner;
+  readonly #push = (line: Buffer) => void this.push(line);
+
+  constructor(options: LineSplitterOptions = {}) {
+    const { maxLineLength = 65_536, ...streamOptions } = options;
+    super({ ...streamOptions, readableObjectMode: true });
+    this.#scanner = new LineScanner(maxLineLength);
+  }
+
+  /**
+   * Bytes held of an incomplete line. Non-zero after STARTTLS's 220 means the server
+   * sent more in plaintext, which must never be read as a post-TLS reply.
+   */
+  get pendingBytes(): number {
+    return this.#scanner.pendingBytes;
+  }
+
+  override _transform(chunk: Buffer | string, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    callback(this.#scanner.scan(typeof chunk === "string" ? Buffer.from(chunk) : chunk, this.#push));
+  }
+
+  override _flush(callback: (error?: Error | null) => void): void {
+    callback(this.#scanner.end());
   }
 }

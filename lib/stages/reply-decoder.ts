@@ -37,13 +37,10 @@ export interface ReplyDecoderOptions extends TransformOptions {
 }
 
 /**
- * Groups reply lines into replies.
- *
- * Writable side (object mode): one Buffer per line, without its line ending. Readable side
- * (object mode): one {@link Reply} per complete reply. Fails with SMTPError `EPROTOCOL` on a
- * malformed line, a limit crossed, or input that ends inside a multi-line reply.
+ * The grouping itself, without stream machinery: the ReplyDecoder stage wraps one, and
+ * the connection's reply pipeline calls one directly for every line.
  */
-export class ReplyDecoder extends Transform {
+export class ReplyAssembler {
   readonly #maxLines: number;
   readonly #maxReplyBytes: number;
   /** Code of the multi-line reply in progress; 0 between replies. */
@@ -51,38 +48,35 @@ export class ReplyDecoder extends Transform {
   #lines: string[] = [];
   #bytes = 0;
 
-  constructor(options: ReplyDecoderOptions = {}) {
-    const { maxLines = 4096, maxReplyBytes = 1024 * 1024, ...streamOptions } = options;
-    super({ ...streamOptions, writableObjectMode: true, readableObjectMode: true });
+  constructor(maxLines = 4096, maxReplyBytes = 1024 * 1024) {
     this.#maxLines = maxLines;
     this.#maxReplyBytes = maxReplyBytes;
   }
 
-  /**
-   * Lines held of an incomplete multi-line reply. Non-zero after STARTTLS's 220 means
-   * the server sent more in plaintext, which must never be read as a post-TLS reply.
-   */
+  /** Lines held of an incomplete multi-line reply. */
   get pendingLines(): number {
     return this.#lines.length;
   }
 
-  override _transform(line: Buffer | string, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    const error = this.#take(typeof line === "string" ? Buffer.from(line) : line);
+  /**
+   * Adds one line; hands the reply to `emit` when the line is its last. Returns the
+   * EPROTOCOL error, if any (and forgets the reply in progress).
+   */
+  take(line: Buffer, emit: (reply: Reply) => void): Error | undefined {
+    const error = this.#take(line, emit);
     if (error) this.#reset();
-    callback(error);
+    return error;
   }
 
-  override _flush(callback: (error?: Error | null) => void): void {
-    if (this.#lines.length > 0) {
-      const held = this.#lines.length;
-      this.#reset();
-      return callback(protocolError(`Input ended inside a multi-line reply (${held} lines received)`));
-    }
-    callback();
+  /** The error for input that ends inside a multi-line reply, if it did; clears what was held. */
+  end(): Error | undefined {
+    if (this.#lines.length === 0) return undefined;
+    const held = this.#lines.length;
+    this.#reset();
+    return protocolError(`Input ended inside a multi-line reply (${held} lines received)`);
   }
 
-  /** Adds one line; pushes the reply when the line is its last. Returns the error, if any. */
-  #take(line: Buffer): Error | undefined {
+  #take(line: Buffer, emit: (reply: Reply) => void): Error | undefined {
     if (!startsWithCode(line)) return protocolError(`Malformed reply line: ${quote(line)}`);
     const separator = line.length > 3 ? line[3] : SPACE;
     if (separator !== SPACE && separator !== HYPHEN) return protocolError(`Malformed reply line: ${quote(line)}`);
@@ -103,10 +97,8 @@ export class ReplyDecoder extends Transform {
     const reply: Reply = { code, lines, text: lines.join("\n") };
     const enhanced = ENHANCED_CODE.exec(lines[0]!);
     if (enhanced) reply.enhancedCode = enhanced[1]!;
-    this.#code = 0;
-    this.#lines = [];
-    this.#bytes = 0;
-    this.push(reply);
+    this.#reset();
+    emit(reply);
     return undefined;
   }
 
@@ -114,6 +106,40 @@ export class ReplyDecoder extends Transform {
     this.#code = 0;
     this.#lines = [];
     this.#bytes = 0;
+  }
+}
+
+/**
+ * Groups reply lines into replies.
+ *
+ * Writable side (object mode): one Buffer per line, without its line ending. Readable side
+ * (object mode): one {@link Reply} per complete reply. Fails with SMTPError `EPROTOCOL` on a
+ * malformed line, a limit crossed, or input that ends inside a multi-line reply.
+ */
+export class ReplyDecoder extends Transform {
+  readonly #assembler: ReplyAssembler;
+  readonly #push = (reply: Reply) => void this.push(reply);
+
+  constructor(options: ReplyDecoderOptions = {}) {
+    const { maxLines = 4096, maxReplyBytes = 1024 * 1024, ...streamOptions } = options;
+    super({ ...streamOptions, writableObjectMode: true, readableObjectMode: true });
+    this.#assembler = new ReplyAssembler(maxLines, maxReplyBytes);
+  }
+
+  /**
+   * Lines held of an incomplete multi-line reply. Non-zero after STARTTLS's 220 means
+   * the server sent more in plaintext, which must never be read as a post-TLS reply.
+   */
+  get pendingLines(): number {
+    return this.#assembler.pendingLines;
+  }
+
+  override _transform(line: Buffer | string, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    callback(this.#assembler.take(typeof line === "string" ? Buffer.from(line) : line, this.#push));
+  }
+
+  override _flush(callback: (error?: Error | null) => void): void {
+    callback(this.#assembler.end());
   }
 }
 
