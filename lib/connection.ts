@@ -12,11 +12,11 @@ import os from "node:os";
 import net, { type Socket } from "node:net";
 import type { Readable } from "node:stream";
 import type { AuthCredentials, Callback, Envelope, Reply, SendInfo, SMTPConnectionOptions } from "./types.js";
-import { badInput, fromReply, fromSocketError, greetingTimeoutError, plaintextServerError, protocolError, replyText, SMTPError, REPLY, tlsServerError } from "./errors.js";
+import { badInput, fromReply, fromSocketError, greetingTimeoutError, protocolError, replyText, SMTPError, REPLY } from "./errors.js";
 import { CommandQueue } from "./command-queue.js";
 import { ReplyPipeline } from "./reply-pipeline.js";
 import { decideStartTls, freezeExtensions, readGreeting, sayHello, startTlsNotOffered, type Extensions } from "./handshake.js";
-import { openSocket, upgradeSocket, type OpenOptions } from "./socket.js";
+import { handshakeDone, openSocket, upgradeSocket, watchForTlsMismatch, type OpenOptions } from "./socket.js";
 import { authenticate, cleartextRefusal } from "./auth/index.js";
 import { checkClientName } from "./envelope.js";
 import { SendStream, sendFromSource } from "./send-stream.js";
@@ -233,21 +233,8 @@ export class SMTPConnection extends EventEmitter {
   async #open(): Promise<void> {
     const { socket, readyEvent } = openSocket(this.#openOptions());
     this.#wire(socket);
-    if (readyEvent === "secureConnect") {
-      // Implicit TLS against a plaintext port: OpenSSL reads the "220" greeting as a broken
-      // TLS record. Say which option is wrong rather than quote OpenSSL.
-      const onMismatch = (err: unknown) => {
-        const mismatch = plaintextServerError(err, this.port);
-        if (mismatch) this.#teardown(mismatch);
-      };
-      socket.prependListener("error", onMismatch);
-      socket.once("secureConnect", () => socket.off("error", onMismatch));
-    } else if (!this.secure) {
-      // And the other way round: a TLS record (0x16 handshake, 0x15 alert) where "220" belongs.
-      socket.prependOnceListener("data", (chunk: Buffer) => {
-        if (chunk[0] === 0x16 || chunk[0] === 0x15) this.#teardown(tlsServerError(this.port));
-      });
-    }
+    // A caller's socket that is TLS already (`secured`) is neither: nothing to watch.
+    if (readyEvent === "secureConnect" || !this.secure) watchForTlsMismatch(socket, readyEvent === "secureConnect", this.port, (err) => this.#teardown(err));
     if (readyEvent) await this.#within(this.#timeout("connectionTimeout"), "Connection timeout", new Promise((resolve) => socket.once(readyEvent, resolve)));
     // Nagle's algorithm holds a small write (the terminator after the last body chunk, a
     // command after a pipelined group) until the server ACKs the one before, and servers
@@ -309,26 +296,15 @@ export class SMTPConnection extends EventEmitter {
     plain.detach();
     this.#upgradeReady = false;
     const secured = upgradeSocket(plain.socket, this.#openOptions());
-    let fail!: (err: unknown) => void;
-    const handshake = new Promise<void>((resolve, reject) => {
-      fail = reject;
-      secured.once("secureConnect", resolve);
-    });
-    const onClose = () => fail(new Error("The server closed the connection during the TLS handshake"));
-    secured.on("error", fail);
-    secured.once("close", onClose);
     try {
       // The queue is empty during the handshake, so the timeout names STARTTLS itself.
-      await this.#within(this.#timeout("connectionTimeout"), () => new SMTPError("ETIMEDOUT", "TLS handshake timeout", { command: "STARTTLS", temporary: true }), handshake);
+      await this.#within(this.#timeout("connectionTimeout"), () => new SMTPError("ETIMEDOUT", "TLS handshake timeout", { command: "STARTTLS", temporary: true }), handshakeDone(secured));
     } catch (err) {
       secured.on("error", () => {});
       secured.destroy();
       if (this.#fatal) throw this.#fatal;
       const error = fromSocketError(err, "STARTTLS", "ETLS");
       throw error.code === "ETLS" ? error : new SMTPError("ETLS", `TLS handshake after STARTTLS failed: ${error.message}`, { command: "STARTTLS", temporary: true, cause: err });
-    } finally {
-      secured.off("error", fail);
-      secured.off("close", onClose);
     }
     this.#wire(secured);
     this.secure = true;

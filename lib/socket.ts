@@ -10,7 +10,7 @@ import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from "
 import net, { type Socket } from "node:net";
 import os from "node:os";
 import tls, { type ConnectionOptions as TlsConnectionOptions, type TLSSocket } from "node:tls";
-import { SMTPError } from "./errors.js";
+import { plaintextServerError, SMTPError, tlsServerError } from "./errors.js";
 
 export interface OpenOptions {
   host: string;
@@ -115,4 +115,48 @@ export function openSocket(options: OpenOptions): { socket: Socket; readyEvent: 
 /** Wraps a live plaintext socket in TLS after STARTTLS's 220 (RFC 3207). */
 export function upgradeSocket(socket: Socket, options: OpenOptions): TLSSocket {
   return tls.connect({ ...options.tls, socket, host: unbracket(options.host), servername: serverName(options) });
+}
+
+/**
+ * Resolves once the TLS handshake of `socket` (certificate check included) succeeded;
+ * rejects with Node's error, or when the server closes during the handshake. Its
+ * listeners are gone either way, so the socket can then be wired to the session.
+ */
+export function handshakeDone(socket: TLSSocket): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (err: unknown) => done(err);
+    const onClose = () => done(new Error("The server closed the connection during the TLS handshake"));
+    const onSecure = () => done();
+    const done = (err?: unknown) => {
+      socket.off("error", onError);
+      socket.off("close", onClose);
+      socket.off("secureConnect", onSecure);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    socket.on("error", onError);
+    socket.once("close", onClose);
+    socket.once("secureConnect", onSecure);
+  });
+}
+
+/**
+ * Watches a new connection for the wrong TLS setting, so the error names the option to
+ * change instead of quoting OpenSSL or waiting for a timeout: implicit TLS against a
+ * plaintext port (OpenSSL reads the "220" greeting as a broken TLS record), and plaintext
+ * against a TLS port (a TLS record, 0x16 handshake or 0x15 alert, where "220" belongs).
+ */
+export function watchForTlsMismatch(socket: Socket, implicitTls: boolean, port: number, onMismatch: (err: SMTPError) => void): void {
+  if (implicitTls) {
+    const onError = (err: unknown) => {
+      const mismatch = plaintextServerError(err, port);
+      if (mismatch) onMismatch(mismatch);
+    };
+    socket.prependListener("error", onError);
+    socket.once("secureConnect", () => socket.off("error", onError));
+    return;
+  }
+  socket.prependOnceListener("data", (chunk: Buffer) => {
+    if (chunk[0] === 0x16 || chunk[0] === 0x15) onMismatch(tlsServerError(port));
+  });
 }
