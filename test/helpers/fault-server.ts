@@ -214,6 +214,14 @@ export function acceptEnvelope(recipients = 1): Step[] {
   return steps;
 }
 
+/**
+ * The same envelope as a pipelining server sees it: MAIL FROM, one RCPT TO, DATA read
+ * first, then all three replies in one write (250, 250, 354).
+ */
+export function acceptPipelinedEnvelope(): Step[] {
+  return [{ expect: /^MAIL FROM/ }, { expect: /^RCPT TO/ }, { expect: "DATA" }, { send: "250 ok\r\n250 ok\r\n354 go\r\n" }];
+}
+
 const TERMINATOR = Buffer.from("\r\n.\r\n");
 const EMPTY = Buffer.alloc(0);
 
