@@ -30,8 +30,16 @@ const window = Number(args.window ?? 8);
 const maxMs = Number(args["max-seconds"] ?? 60) * 1000;
 const message = smallMessage(4096);
 
+interface Run {
+  seconds: number;
+  sent: number;
+  warmed: number;
+  /** CPU this process used (user + system, µs) during the timed part. */
+  cpu: NodeJS.CpuUsage;
+}
+
 /** Sends `warmup` untimed messages, then up to `count` timed ones; returns seconds and how many. */
-async function timed(send: () => Promise<unknown>): Promise<{ seconds: number; sent: number; warmed: number }> {
+async function timed(send: () => Promise<unknown>): Promise<Run> {
   const warmupEnd = now() + maxMs / 4;
   let warmed = 0;
   while (warmed < warmup && now() < warmupEnd) {
@@ -39,16 +47,17 @@ async function timed(send: () => Promise<unknown>): Promise<{ seconds: number; s
     warmed++;
   }
   const start = now();
+  const cpuAtStart = process.cpuUsage();
   let sent = 0;
   while (sent < count && now() - start < maxMs) {
     await send();
     sent++;
   }
-  return { seconds: (now() - start) / 1000, sent, warmed };
+  return { seconds: (now() - start) / 1000, sent, warmed, cpu: process.cpuUsage(cpuAtStart) };
 }
 
 await runChild(async () => {
-  let run: { seconds: number; sent: number; warmed: number };
+  let run: Run;
   switch (client) {
     case "raw": {
       const raw = await RawClient.open(port);
@@ -82,8 +91,9 @@ await runChild(async () => {
       };
       const warmed = await sendMany(warmup, now() + maxMs / 4);
       const start = now();
+      const cpuAtStart = process.cpuUsage();
       const sent = await sendMany(count, start + maxMs);
-      run = { seconds: (now() - start) / 1000, sent, warmed };
+      run = { seconds: (now() - start) / 1000, sent, warmed, cpu: process.cpuUsage(cpuAtStart) };
       connection.quit().catch(() => undefined);
       break;
     }
@@ -96,5 +106,6 @@ await runChild(async () => {
     default:
       throw new Error(`unknown client ${client}`);
   }
-  return { seconds: run.seconds, messages: run.sent, bytes: run.sent * message.length, detail: { warmup: run.warmed } };
+  const cpuMicrosPerMessage = (run.cpu.user + run.cpu.system) / Math.max(1, run.sent);
+  return { seconds: run.seconds, messages: run.sent, bytes: run.sent * message.length, detail: { warmup: run.warmed, cpuMicrosPerMessage, userMicros: run.cpu.user / Math.max(1, run.sent), systemMicros: run.cpu.system / Math.max(1, run.sent) } };
 });

@@ -99,6 +99,8 @@ interface Sample {
   peakRssMiB: number;
   /** Round trips per message the sink saw (many-small only). */
   tripsPerMessage?: number;
+  /** The client's CPU (user + system) per message, µs (many-small only). */
+  cpuMicrosPerMessage?: number;
   problem?: string;
   detail?: Record<string, unknown>;
 }
@@ -137,6 +139,7 @@ interface Summary {
   max: number;
   rss: number;
   trips?: number;
+  cpu?: number;
   ok: number;
   failed: number;
   problems: string[];
@@ -146,12 +149,14 @@ function summarize(row: Row): Summary {
   const good = row.samples.filter((s) => s.ok);
   const values = good.map((s) => s.value);
   const trips = good.map((s) => s.tripsPerMessage).filter((t): t is number => t !== undefined);
+  const cpu = good.map((s) => s.cpuMicrosPerMessage).filter((t): t is number => t !== undefined);
   return {
     median: median(values),
     min: values.length ? Math.min(...values) : NaN,
     max: values.length ? Math.max(...values) : NaN,
     rss: median(good.map((s) => s.peakRssMiB)),
     trips: trips.length ? median(trips) : undefined,
+    cpu: cpu.length ? median(cpu) : undefined,
     ok: good.length,
     failed: row.samples.length - good.length,
     problems: [...new Set(row.samples.filter((s) => !s.ok).map((s) => s.problem ?? "failed"))],
@@ -382,6 +387,8 @@ async function smallCase(sink: ServerProcess, proxy: ServerProcess): Promise<{ m
         const sent = Number(result.detail?.warmup ?? 0) + (result.messages ?? 0);
         verify(sample, stats, { messages: sent, bytes: sent * 4096 });
         if (stats.messages > 0) sample.tripsPerMessage = stats.flights / stats.messages;
+        const cpu = result.detail?.cpuMicrosPerMessage;
+        if (typeof cpu === "number") sample.cpuMicrosPerMessage = cpu;
         if (target === proxy) meanDelayMs = (await proxy.stats<{ meanDelayMs: number }>()).meanDelayMs;
         rowFor("small", variant, client, "msg/s").samples.push(sample);
         progress(sample.ok ? "." : "x");
@@ -514,7 +521,7 @@ function formatNumber(value: number, unit: Unit): string {
 }
 
 function table(): string {
-  const header = ["case", "input / target", "client", "median", "min–max", "unit", "/raw", "/nodemailer", "peak RSS MiB", "trips/msg", "check"];
+  const header = ["case", "input / target", "client", "median", "min–max", "unit", "/raw", "/nodemailer", "peak RSS MiB", "trips/msg", "CPU µs/msg", "check"];
   const lines: string[][] = [header];
   for (const row of rows) {
     const s = summarize(row);
@@ -533,11 +540,12 @@ function table(): string {
       vsNm === undefined ? "" : vsNm.toFixed(2),
       Number.isFinite(s.rss) && row.case !== "encoder" ? s.rss.toFixed(1) : Number.isFinite(s.rss) ? s.rss.toFixed(0) : "-",
       s.trips === undefined ? "" : s.trips.toFixed(2),
+      s.cpu === undefined ? "" : s.cpu.toFixed(0),
       check,
     ]);
   }
   const widths = header.map((_, i) => Math.max(...lines.map((l) => (i === header.length - 1 ? 0 : l[i]!.length))));
-  const numeric = new Set([3, 4, 6, 7, 8, 9]);
+  const numeric = new Set([3, 4, 6, 7, 8, 9, 10]);
   const render = (cells: string[]): string =>
     cells.map((cell, i) => (i === cells.length - 1 ? cell : numeric.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join("  ").trimEnd();
   const out = [render(lines[0]!), render(header.map((_, i) => "-".repeat(i === header.length - 1 ? 5 : widths[i]!))), ...lines.slice(1).map(render)];
@@ -637,6 +645,8 @@ async function main(): Promise<void> {
         "/raw: the row over the raw-socket row of its input (encoder: over the indexOf scan; relay: over the feeder",
         "into smtp-server alone). /nodemailer: smtp-wire over Nodemailer. trips/msg: round trips per message the sink",
         "saw (reads that followed a reply). peak RSS: the client's (relay: the relaying process's), median of reps.",
+        "CPU µs/msg: the client process's user + system CPU per message while timed (the system part includes the",
+        "loopback delivery its writes cause).",
         "",
         measuredRtt !== undefined ? `Delaying proxy: mean added delay ${measuredRtt.toFixed(2)} ms per reply.` : "",
         "Targets (issue 5):",
