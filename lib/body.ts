@@ -64,8 +64,13 @@ function socketSink(socket: Socket, encode: (chunk: Buffer, write: (bytes: Buffe
     },
     end() {
       if (stopped) return;
+      // The socket stays corked until the current turn's promise jobs have run: the next
+      // queued send writes its envelope in them (see OperationQueue), so the terminator and
+      // that envelope leave in one write and reach the server as one flight.
+      socket.cork();
       finish(write);
       onEnd();
+      process.nextTick(() => socket.uncork());
     },
     once(_event, listener) {
       socket.once("drain", listener);

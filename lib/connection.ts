@@ -21,6 +21,7 @@ import { authenticate, cleartextRefusal } from "./auth/index.js";
 import { checkClientName } from "./envelope.js";
 import { SendStream, sendFromSource } from "./send-stream.js";
 import { runTransaction, type TransactionSession } from "./transaction.js";
+import { OperationQueue, type Operation } from "./operation-queue.js";
 import { createTranscript, type Transcript } from "./logger.js";
 import { settle } from "./callback.js";
 
@@ -75,8 +76,9 @@ export class SMTPConnection extends EventEmitter {
   #upgradeReady = false;
   #quitting = false;
   #errorEmitted = false;
-  #activeOps = 0;
-  #opTail: Promise<unknown> = Promise.resolve();
+  #operations = new OperationQueue();
+  /** Transactions that handed the wire over and still wait for their final reply. */
+  #finalsPending = 0;
   #timers = new Set<NodeJS.Timeout>();
   #died!: (err: SMTPError) => void;
   #whenDead: Promise<never>;
@@ -130,8 +132,7 @@ export class SMTPConnection extends EventEmitter {
    */
   createSendStream(envelope: Envelope): SendStream {
     const stream = new SendStream();
-    const ehlo = () => [...this.#extensions.keys()];
-    this.#enqueue(() => runTransaction(this.#session(), envelope, stream, ehlo())).catch((err: SMTPError) => stream.fail(err));
+    this.#transaction(envelope, stream).catch((err: SMTPError) => stream.fail(err));
     return stream;
   }
 
@@ -199,17 +200,11 @@ export class SMTPConnection extends EventEmitter {
   async #connect(): Promise<void> {
     if (this.#state !== "new") throw new SMTPError("ECONNECTION", this.#state === "closed" ? "Connection is closed" : "connect() was already called", { command: "API" });
     this.#state = "connecting";
-    // Counted before the handshake starts: a failure it throws synchronously (a bad EHLO
-    // name) must find connect() as its receiver, not become an unhandled 'error' event.
-    this.#activeOps++;
+    // Counted (by the operation queue) before the handshake starts: a failure it throws
+    // synchronously (a bad EHLO name) must find connect() as its receiver, not become an
+    // unhandled 'error' event.
     // Operations called while connecting wait for the handshake.
-    const handshake = this.#handshake();
-    this.#opTail = handshake.catch(() => {});
-    try {
-      await handshake;
-    } finally {
-      this.#activeOps--;
-    }
+    await this.#operations.first(() => this.#handshake());
   }
 
   async #handshake(): Promise<void> {
@@ -378,26 +373,27 @@ export class SMTPConnection extends EventEmitter {
   // ---- operations ------------------------------------------------------------------
 
   /**
-   * Runs `operation` after every operation queued before it, so sends started without
-   * waiting go out in call order on the one connection.
+   * Runs `operation` after the operations queued before it, so sends started without
+   * waiting go out in call order on the one connection. A transaction (`overlap`) may start
+   * once the one before it handed the wire over (see OperationQueue).
    */
-  #enqueue<T>(operation: () => Promise<T>): Promise<T> {
+  #enqueue<T>(operation: Operation<T>, overlap = false): Promise<T> {
     // A call that races the connection's death (a relay that has not seen `end` yet) must
     // not read as a refusal of its message: nothing was tried, so it is temporary.
     if (this.#state === "closed") return Promise.reject(new SMTPError("ECONNECTION", "Connection is closed", { command: "API", temporary: true, cause: this.#fatal }));
     if (this.#state === "new") return Promise.reject(new SMTPError("ECONNECTION", "Not connected: call connect() first", { command: "API", temporary: false }));
-    this.#activeOps++;
-    const run = this.#opTail.then(() => {
+    const guard = () => {
       if (this.#state === "closed") throw this.#fatal ?? new SMTPError("ECONNECTION", "Connection is closed", { command: "API" });
-      return operation();
-    });
-    this.#opTail = run.catch(() => {});
-    const release = () => void this.#activeOps--;
-    run.then(release, release);
-    return run;
+    };
+    return this.#operations.run(operation, { overlap, guard });
   }
 
-  #session(): TransactionSession {
+  /** Queues one transaction; it may overlap the final reply of the one before. */
+  #transaction(envelope: Envelope, message: SendStream | Buffer): Promise<SendInfo> {
+    return this.#enqueue((handOver) => runTransaction(this.#session(handOver), envelope, message, [...this.#extensions.keys()]), true);
+  }
+
+  #session(handOver: () => void): TransactionSession {
     const connection = this;
     const canPipeline = this.options.pipelining !== false && this.#extensions.has("PIPELINING");
     return {
@@ -414,6 +410,13 @@ export class SMTPConnection extends EventEmitter {
       set needsReset(value: boolean) {
         connection.#needsReset = value;
       },
+      get finalsPending() {
+        return connection.#finalsPending;
+      },
+      set finalsPending(value: number) {
+        connection.#finalsPending = value;
+      },
+      handOver,
       abort: (err) => this.#teardown(err, { reported: true }),
     };
   }
@@ -451,7 +454,7 @@ export class SMTPConnection extends EventEmitter {
       // The whole message is here: no stream needed, and body and terminator go out in
       // one write.
       const bytes = typeof message === "string" ? Buffer.from(message, "utf8") : Buffer.from((message as Uint8Array).buffer, (message as Uint8Array).byteOffset, (message as Uint8Array).byteLength);
-      return this.#enqueue(() => runTransaction(this.#session(), envelope, bytes, [...this.#extensions.keys()]));
+      return this.#transaction(envelope, bytes);
     }
     return sendFromSource(message as Readable, this.createSendStream(envelope));
   }
@@ -490,7 +493,7 @@ export class SMTPConnection extends EventEmitter {
    */
   #teardown(err?: SMTPError, { reported = false } = {}): void {
     if (this.#state === "closed") return;
-    const hadReceivers = reported || this.#queue.size > 0 || this.#activeOps > 0;
+    const hadReceivers = reported || this.#queue.size > 0 || this.#operations.active > 0;
     this.#state = "closed";
     // Operations still pending when the caller closes were never refused by anyone: a relay
     // may retry them elsewhere, so they are temporary.

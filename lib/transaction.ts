@@ -17,7 +17,7 @@ import type { Envelope, Reply, SendInfo } from "./types.js";
 import { fromReply, replyText, SMTPError, REPLY } from "./errors.js";
 import { prepareEnvelope, type PreparedEnvelope } from "./envelope.js";
 import type { CommandQueue } from "./command-queue.js";
-import { bdatChannel, dataChannel } from "./body.js";
+import { bdatChannel, dataChannel, type BodyChannel } from "./body.js";
 import type { SendStream } from "./send-stream.js";
 
 /** What a transaction needs from the connection. */
@@ -33,6 +33,13 @@ export interface TransactionSession {
   readonly canChunk: boolean;
   /** The last transaction failed: RSET before the next MAIL. */
   needsReset: boolean;
+  /**
+   * Transactions that handed the wire over and still wait for their final reply. While
+   * one does, whether it failed is not known yet, so the envelope starts with RSET.
+   */
+  finalsPending: number;
+  /** Lets the next send write its envelope now (this body is complete on the wire). */
+  handOver(): void;
   /**
    * Closes the connection at once (no terminator, no QUIT); pending and queued operations
    * fail with `err`. The caller reports its own failure, so no `error` event follows.
@@ -99,7 +106,7 @@ function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mai
 async function pipelinedEnvelope(session: TransactionSession, prepared: PreparedEnvelope): Promise<EnvelopeResult> {
   const { queue, socket } = session;
   socket.cork();
-  const reset = session.needsReset ? queue.send("RSET", "RSET") : undefined;
+  const reset = session.needsReset || session.finalsPending > 0 ? queue.send("RSET", "RSET") : undefined;
   const mail = queue.send("MAIL FROM", prepared.mailLine);
   const rcpts = prepared.rcptLines.map((line) => queue.send("RCPT TO", line));
   // With BDAT there is no DATA: the first chunk follows the envelope directly.
@@ -124,6 +131,29 @@ async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedE
   if (!rcpts.some(isPositive)) return judgeEnvelope(prepared, reset, mail, rcpts, undefined);
   const data = await queue.send("DATA", "DATA");
   return judgeEnvelope(prepared, reset, mail, rcpts, data);
+}
+
+/**
+ * Waits for the replies to a body that is complete on the wire: every BDAT chunk's, then
+ * the final ones. With pipelining, the next send may write its envelope meanwhile
+ * (RFC 2920 §3.1): its replies come after these, and it starts with RSET because whether
+ * this message was accepted is not known when it is written.
+ */
+async function awaitFinal(session: TransactionSession, channel: BodyChannel): Promise<Reply[]> {
+  if (session.canPipeline) {
+    session.finalsPending++;
+    session.handOver();
+  }
+  try {
+    const refusedChunk = (await readAll(channel.chunkReplies)).find((reply) => !isPositive(reply));
+    if (refusedChunk) {
+      session.needsReset = true;
+      throw fromReply("EMESSAGE", "BDAT chunk refused", refusedChunk, "BDAT");
+    }
+    return await readAll(channel.finalReplies);
+  } finally {
+    if (session.canPipeline) session.finalsPending--;
+  }
 }
 
 /**
@@ -204,13 +234,8 @@ async function transact(session: TransactionSession, envelope: Envelope, message
     throw err;
   }
 
-  const refusedChunk = (await readAll(channel.chunkReplies)).find((reply) => !isPositive(reply));
-  if (refusedChunk) {
-    session.needsReset = true;
-    throw fromReply("EMESSAGE", "BDAT chunk refused", refusedChunk, "BDAT");
-  }
   const command = session.canChunk ? "BDAT" : "DATA";
-  const replies = await readAll(channel.finalReplies);
+  const replies = await awaitFinal(session, channel);
   const messageTime = Date.now() - bodyStarted;
   const info: SendInfo = {
     accepted: result.accepted,
