@@ -30,6 +30,8 @@ export interface BodyChannel {
   sink: BodySink;
   /** Resolves once the last byte of the body (terminator or last chunk) went to the socket. */
   flushed: Promise<void>;
+  /** True once `flushed` has resolved or is about to: the body's last byte was written. */
+  ended(): boolean;
   /** Resolves if a reply refuses the message before it is complete, or the connection dies. */
   problem: Promise<BodyProblem>;
   /** Replies to intermediate BDAT chunks (none for DATA); each must be positive. */
@@ -51,6 +53,7 @@ function expectReply(queue: CommandQueue, command: string): Promise<Reply> {
 /** A sink writing straight to the socket; `encode` turns one chunk into socket writes. */
 function socketSink(socket: Socket, encode: (chunk: Buffer, write: (bytes: Buffer) => void) => void, finish: (write: (bytes: Buffer) => void) => void, onEnd: () => void) {
   let stopped = false;
+  let ended = false;
   let full = false;
   const write = (bytes: Buffer) => {
     if (!socket.write(bytes)) full = true;
@@ -69,6 +72,7 @@ function socketSink(socket: Socket, encode: (chunk: Buffer, write: (bytes: Buffe
       // that envelope leave in one write and reach the server as one flight.
       socket.cork();
       finish(write);
+      ended = true;
       onEnd();
       process.nextTick(() => socket.uncork());
     },
@@ -78,7 +82,7 @@ function socketSink(socket: Socket, encode: (chunk: Buffer, write: (bytes: Buffe
     cork: () => socket.cork(),
     uncork: () => socket.uncork(),
   };
-  return { sink, stop: () => void (stopped = true) };
+  return { sink, stop: () => void (stopped = true), ended: () => ended };
 }
 
 /** DATA after its 354: `expected` final replies (1, or one per accepted LMTP recipient). */
@@ -86,7 +90,7 @@ export function dataChannel(queue: CommandQueue, socket: Socket, expected: numbe
   const finalReplies = Array.from({ length: expected }, () => expectReply(queue, "DATA"));
   const encoding = new BodyEncoding(true);
   let flushed!: () => void;
-  const { sink, stop } = socketSink(
+  const { sink, stop, ended } = socketSink(
     socket,
     (chunk, write) => encoding.encode(chunk, write),
     (write) => write(encoding.finish()!),
@@ -105,6 +109,7 @@ export function dataChannel(queue: CommandQueue, socket: Socket, expected: numbe
     finalReplies,
     size: () => encoding.bytes,
     stop,
+    ended,
   };
 }
 
@@ -133,7 +138,7 @@ export function bdatChannel(queue: CommandQueue, socket: Socket, expected: numbe
     socket.uncork();
   };
   let flushed!: () => void;
-  const { sink, stop } = socketSink(
+  const { sink, stop, ended } = socketSink(
     socket,
     (chunk, write) => encoding.encode(chunk, (bytes) => frame(bytes, write)),
     (write) => {
@@ -153,5 +158,6 @@ export function bdatChannel(queue: CommandQueue, socket: Socket, expected: numbe
     finalReplies,
     size: () => payload,
     stop,
+    ended,
   };
 }

@@ -67,6 +67,39 @@ export class CommandQueue {
     return reply;
   }
 
+  /**
+   * Writes a pipelined group (RFC 2920) and waits for all its replies, in order: one
+   * promise for the group instead of one per command, as the group is judged only once
+   * its last reply is in. If the connection dies first, it rejects with that error. A
+   * line refused by the writer stops the group there: the lines before it still get
+   * their replies read (and dropped), so later replies stay matched.
+   */
+  sendGroup(commands: readonly { command: string; line: string; logAs?: string }[]): Promise<Reply[]> {
+    return new Promise<Reply[]>((resolve, reject) => {
+      if (this.#failure) return reject(this.#failure);
+      const replies: Reply[] = new Array(commands.length);
+      let waiting = commands.length;
+      for (let i = 0; i < commands.length; i++) {
+        const { command, line, logAs } = commands[i]!;
+        try {
+          this.#write(line, logAs);
+        } catch (err) {
+          return reject(err as SMTPError);
+        }
+        // The writer may have failed the queue (a connection found dead) without throwing.
+        if (this.#failure) return reject(this.#failure);
+        this.#entries.push({
+          command,
+          resolve: (reply) => {
+            replies[i] = reply;
+            if (--waiting === 0) resolve(replies);
+          },
+          reject,
+        });
+      }
+    });
+  }
+
   /** Hands a reply to the oldest waiting command. A reply nobody asked for is EPROTOCOL. */
   dispatch(reply: Reply): void {
     const entry = this.#entries.shift();

@@ -332,7 +332,7 @@ export class SMTPConnection extends EventEmitter {
     // A reply after STARTTLS's 220 is forged: it must not even become lastServerResponse.
     if (this.#upgradeReady) return this.#teardown(this.#injection());
     this.lastServerResponse = replyText(reply);
-    for (const line of this.lastServerResponse.split("\n")) this.#transcript.server(line);
+    this.#transcript.server(this.lastServerResponse);
     const command = this.#queue.head;
     if (reply.code === REPLY.SERVICE_NOT_AVAILABLE && !this.#quitting) {
       return this.#teardown(fromReply("ECONNECTION", "Server is closing the connection", reply, command ?? "CONN"));

@@ -13,8 +13,8 @@ export interface Transcript {
   error(message: string): void;
   /** A line the client sent (already masked). */
   client(line: string): void;
-  /** A line the server sent. */
-  server(line: string): void;
+  /** A reply the server sent (one entry per line; a multi-line reply joined by LF). */
+  server(reply: string): void;
 }
 
 /** `logger: true`: one readable line per entry on the console, as Nodemailer prints. */
@@ -41,6 +41,6 @@ export function createTranscript(id: string, logger: boolean | Logger | undefine
     info: (message) => sink.info({ ...meta, tnx: "network" }, message),
     error: (message) => sink.error({ ...meta, tnx: "network" }, message),
     client: debug ? (line) => sink.debug({ ...meta, tnx: "client" }, `C: ${line}`) : () => {},
-    server: debug ? (line) => sink.debug({ ...meta, tnx: "server" }, `S: ${line}`) : () => {},
+    server: debug ? (reply) => reply.split("\n").forEach((line) => sink.debug({ ...meta, tnx: "server" }, `S: ${line}`)) : () => {},
   };
 }

@@ -30,6 +30,7 @@ export class OperationQueue {
    * the operation starts and may throw to refuse it (the connection died meanwhile).
    */
   run<T>(operation: Operation<T>, { overlap = false, guard }: { overlap?: boolean; guard?: () => void } = {}): Promise<T> {
+    const idle = this.#active === 0;
     this.#active++;
     let handOver!: () => void;
     const wireFree = new Promise<void>((resolve) => (handOver = resolve));
@@ -43,9 +44,9 @@ export class OperationQueue {
       () => this.#finish(handOver),
     );
     this.#wireFree = wireFree;
-    // An operation that waited for everything before it finishes last; one that overlapped
-    // may finish before the one it overlapped.
-    this.#allDone = overlap ? Promise.all([this.#allDone, finished]).then(() => undefined) : finished;
+    // An operation that waited for everything before it (or found nothing to wait for)
+    // finishes last; one that overlapped may finish before the one it overlapped.
+    this.#allDone = overlap && !idle ? Promise.all([this.#allDone, finished]).then(() => undefined) : finished;
     return running;
   }
 

@@ -105,16 +105,19 @@ function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mai
 /** MAIL, RCPT... and DATA as one write, then every reply. */
 async function pipelinedEnvelope(session: TransactionSession, prepared: PreparedEnvelope): Promise<EnvelopeResult> {
   const { queue, socket } = session;
-  socket.cork();
-  const reset = session.needsReset || session.finalsPending > 0 ? queue.send("RSET", "RSET") : undefined;
-  const mail = queue.send("MAIL FROM", prepared.mailLine);
-  const rcpts = prepared.rcptLines.map((line) => queue.send("RCPT TO", line));
+  const reset = session.needsReset || session.finalsPending > 0;
   // With BDAT there is no DATA: the first chunk follows the envelope directly.
-  const data = session.canChunk ? undefined : queue.send("DATA", "DATA");
+  const data = !session.canChunk;
+  const group = [
+    ...(reset ? [{ command: "RSET", line: "RSET" }] : []),
+    { command: "MAIL FROM", line: prepared.mailLine },
+    ...prepared.rcptLines.map((line) => ({ command: "RCPT TO", line })),
+    ...(data ? [{ command: "DATA", line: "DATA" }] : []),
+  ];
+  socket.cork();
+  const replies = queue.sendGroup(group);
   socket.uncork();
-  const replies = await readAll([...(reset ? [reset] : []), mail, ...rcpts, ...(data ? [data] : [])]);
-  const resetReply = reset ? replies.shift() : undefined;
-  const [mailReply, ...rest] = replies;
+  const [resetReply, mailReply, ...rest] = reset ? await replies : [undefined, ...(await replies)];
   const dataReply = data ? rest.pop() : undefined;
   return judgeEnvelope(prepared, resetReply, mailReply!, rest, dataReply);
 }
@@ -145,7 +148,7 @@ async function awaitFinal(session: TransactionSession, channel: BodyChannel): Pr
     session.handOver();
   }
   try {
-    const refusedChunk = (await readAll(channel.chunkReplies)).find((reply) => !isPositive(reply));
+    const refusedChunk = channel.chunkReplies.length ? (await readAll(channel.chunkReplies)).find((reply) => !isPositive(reply)) : undefined;
     if (refusedChunk) {
       session.needsReset = true;
       throw fromReply("EMESSAGE", "BDAT chunk refused", refusedChunk, "BDAT");
@@ -204,9 +207,12 @@ async function transact(session: TransactionSession, envelope: Envelope, message
     sink.uncork?.();
   }
 
-  // No never-settling placeholder for a Buffer message: every race leaves a reaction on a
-  // promise that never settles, one closure per message for the life of the process.
-  const outcome = await Promise.race([
+  // A whole message (Buffer) has normally ended by now: no race to run. No never-settling
+  // placeholder for it either: every race leaves a reaction on a promise that never
+  // settles, one closure per message for the life of the process.
+  const outcome = channel.ended()
+    ? ({ kind: "ended" } as const)
+    : await Promise.race([
     channel.flushed.then(() => ({ kind: "ended" }) as const),
     channel.problem,
     ...(stream ? [stream.aborted.then((err) => ({ kind: "aborted", err }) as const)] : []),

@@ -54,4 +54,55 @@ test("failAll rejects every waiting command and every later one, without writing
   assert.is(await queue.expect("X").catch((e) => e), err, "the first failure stays");
 });
 
+test("a group resolves once, with every reply in order, when its last reply is in", async () => {
+  const written: string[] = [];
+  const queue = new CommandQueue((line) => written.push(line));
+  const group = queue.sendGroup([
+    { command: "MAIL FROM", line: "MAIL FROM:<a@x.test>" },
+    { command: "RCPT TO", line: "RCPT TO:<b@x.test>" },
+    { command: "DATA", line: "DATA" },
+  ]);
+  const after = queue.send("NOOP", "NOOP");
+  assert.equal(written, ["MAIL FROM:<a@x.test>", "RCPT TO:<b@x.test>", "DATA", "NOOP"]);
+  let settled = false;
+  void group.then(() => (settled = true));
+  queue.dispatch(reply(250, "mail"));
+  queue.dispatch(reply(550, "rcpt"));
+  await Promise.resolve();
+  assert.is(settled, false, "not before the last reply");
+  queue.dispatch(reply(354, "data"));
+  queue.dispatch(reply(250, "noop"));
+  assert.equal(
+    (await group).map((r) => r.text),
+    ["mail", "rcpt", "data"],
+  );
+  assert.is((await after).text, "noop");
+});
+
+test("a group fails with the connection's error; a refused line stops the group and keeps later replies matched", async () => {
+  const queue = new CommandQueue((line) => {
+    if (/[\r\n]/.test(line)) throw new SMTPError("EPROTOCOL", "CR or LF in a command line");
+  });
+  const refused = queue.sendGroup([
+    { command: "MAIL FROM", line: "MAIL FROM:<a@x.test>" },
+    { command: "RCPT TO", line: "RCPT TO:<b@x.test>\r\nRSET" },
+    { command: "DATA", line: "DATA" },
+  ]);
+  assert.is(((await refused.catch((e: SMTPError) => e)) as SMTPError).code, "EPROTOCOL");
+  assert.is(queue.size, 1, "only MAIL FROM was written, and waits for its reply");
+  const noop = queue.send("NOOP", "NOOP");
+  queue.dispatch(reply(250, "mail"));
+  queue.dispatch(reply(250, "noop"));
+  assert.is((await noop).text, "noop");
+  const dying = queue.sendGroup([
+    { command: "MAIL FROM", line: "MAIL FROM:<a@x.test>" },
+    { command: "DATA", line: "DATA" },
+  ]);
+  const err = new SMTPError("ECONNECTION", "gone");
+  queue.dispatch(reply(250, "mail"));
+  queue.failAll(err);
+  assert.is(await dying.catch((e) => e), err);
+  assert.is(await queue.sendGroup([{ command: "RSET", line: "RSET" }]).catch((e) => e), err, "and every later group");
+});
+
 test.run();
