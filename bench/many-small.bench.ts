@@ -11,7 +11,8 @@
  *
  * smtp-wire and Nodemailer: `await send(envelope, buffer)` for each message.
  * smtp-wire-queued: up to `--window` sends started without waiting (smtp-wire queues
- * them on the one connection); Nodemailer has no such mode.
+ * them on the one connection and writes each envelope behind the previous message's
+ * terminator: one round trip a message); Nodemailer has no such mode.
  * raw: MAIL/RCPT/DATA as one pipelined group, then the body: two round trips a message.
  */
 import { childArgs, now, required, runChild } from "./child.js";

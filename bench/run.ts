@@ -498,16 +498,26 @@ function targets(): Target[] {
     const extra = ours.ok && theirs.ok ? ours.rss - theirs.rss : undefined;
     add(`large ${sizeLabel(size)} → sink: peak RSS within 16 MiB of raw`, extra, (v) => v <= 16, (v) => `${v >= 0 ? "+" : ""}${v.toFixed(1)} MiB`);
   }
-  const small0 = find("small", "4 KiB, 0 RTT", "smtp-wire");
-  if (small0) add("small, 0 RTT: >= 1.2x Nodemailer's msg/s", ratio(small0, nodemailerOf(small0)), (v) => v >= 1.2);
-  const small1 = rows.find((r) => r.case === "small" && r.variant.includes("ms RTT") && r.client === "smtp-wire");
-  if (small1) {
+  // Two ways to send many messages: each send awaited before the next (what Nodemailer's
+  // SMTPConnection allows), and sends queued on the connection (smtp-wire overlaps each
+  // envelope with the previous message's final reply). Both are reported.
+  const ways: [string, string][] = [
+    ["smtp-wire", "each send awaited"],
+    ["smtp-wire-queued", "sends queued"],
+  ];
+  for (const [client, how] of ways) {
+    const small0 = find("small", "4 KiB, 0 RTT", client);
+    if (small0) add(`small, 0 RTT, ${how}: >= 1.2x Nodemailer's msg/s`, ratio(small0, nodemailerOf(small0)), (v) => v >= 1.2);
+  }
+  for (const [client, how] of ways) {
+    const small1 = rows.find((r) => r.case === "small" && r.variant.includes("ms RTT") && r.client === client);
+    if (!small1) continue;
     const ours = summarize(small1).trips;
     const nm = nodemailerOf(small1);
     const theirs = nm ? summarize(nm).trips : undefined;
     const value = ours !== undefined && theirs !== undefined ? ours - theirs : undefined;
     list.push({
-      text: `small, ${plan.small.rttMs} ms RTT: no more round trips per message than Nodemailer`,
+      text: `small, ${plan.small.rttMs} ms RTT, ${how}: no more round trips per message than Nodemailer`,
       value: value === undefined ? "n/a" : `${ours!.toFixed(2)} vs ${theirs!.toFixed(2)}`,
       met: value === undefined ? undefined : value <= 0.01,
     });
