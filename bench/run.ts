@@ -99,8 +99,8 @@ interface Sample {
   peakRssMiB: number;
   /** Round trips per message the sink saw (many-small only). */
   tripsPerMessage?: number;
-  /** The client's CPU (user + system) per message, µs (many-small only). */
-  cpuMicrosPerMessage?: number;
+  /** The client's CPU (user + system) while timed: µs per message, or s per GB of message. */
+  cpu?: { value: number; unit: "µs/msg" | "s/GB" };
   problem?: string;
   detail?: Record<string, unknown>;
 }
@@ -139,7 +139,7 @@ interface Summary {
   max: number;
   rss: number;
   trips?: number;
-  cpu?: number;
+  cpu?: string;
   ok: number;
   failed: number;
   problems: string[];
@@ -149,14 +149,14 @@ function summarize(row: Row): Summary {
   const good = row.samples.filter((s) => s.ok);
   const values = good.map((s) => s.value);
   const trips = good.map((s) => s.tripsPerMessage).filter((t): t is number => t !== undefined);
-  const cpu = good.map((s) => s.cpuMicrosPerMessage).filter((t): t is number => t !== undefined);
+  const cpus = good.map((s) => s.cpu).filter((c): c is NonNullable<Sample["cpu"]> => c !== undefined);
   return {
     median: median(values),
     min: values.length ? Math.min(...values) : NaN,
     max: values.length ? Math.max(...values) : NaN,
     rss: median(good.map((s) => s.peakRssMiB)),
     trips: trips.length ? median(trips) : undefined,
-    cpu: cpu.length ? median(cpu) : undefined,
+    cpu: cpus.length ? `${median(cpus.map((c) => c.value)).toFixed(cpus[0]!.unit === "s/GB" ? 2 : 0)} ${cpus[0]!.unit}` : undefined,
     ok: good.length,
     failed: row.samples.length - good.length,
     problems: [...new Set(row.samples.filter((s) => !s.ok).map((s) => s.problem ?? "failed"))],
@@ -264,7 +264,15 @@ function spawnChild(script: string, args: string[], profile: boolean): Spawned {
 /** The child's result as a sample; a failed child is a failed sample. */
 function sampleOf(result: ChildResult, value: number): Sample {
   if (!result.ok) return { ok: false, value: 0, peakRssMiB: result.peakRssMiB, problem: shorten(result.error ?? "failed") };
-  return { ok: true, value, peakRssMiB: result.peakRssMiB, detail: result.detail };
+  return { ok: true, value, peakRssMiB: result.peakRssMiB, detail: result.detail, cpu: cpuOf(result.detail) };
+}
+
+/** The client's CPU as its child reported it (many-small: per message; large: per GB). */
+function cpuOf(detail: Record<string, unknown> = {}): Sample["cpu"] {
+  const { cpuMicrosPerMessage, userSecondsPerGB, systemSecondsPerGB } = detail;
+  if (typeof cpuMicrosPerMessage === "number") return { value: cpuMicrosPerMessage, unit: "µs/msg" };
+  if (typeof userSecondsPerGB === "number" && typeof systemSecondsPerGB === "number") return { value: userSecondsPerGB + systemSecondsPerGB, unit: "s/GB" };
+  return undefined;
 }
 
 /** Compares what a server counted with what should have arrived; marks the sample failed if not. */
@@ -387,8 +395,6 @@ async function smallCase(sink: ServerProcess, proxy: ServerProcess): Promise<{ m
         const sent = Number(result.detail?.warmup ?? 0) + (result.messages ?? 0);
         verify(sample, stats, { messages: sent, bytes: sent * 4096 });
         if (stats.messages > 0) sample.tripsPerMessage = stats.flights / stats.messages;
-        const cpu = result.detail?.cpuMicrosPerMessage;
-        if (typeof cpu === "number") sample.cpuMicrosPerMessage = cpu;
         if (target === proxy) meanDelayMs = (await proxy.stats<{ meanDelayMs: number }>()).meanDelayMs;
         rowFor("small", variant, client, "msg/s").samples.push(sample);
         progress(sample.ok ? "." : "x");
@@ -531,7 +537,7 @@ function formatNumber(value: number, unit: Unit): string {
 }
 
 function table(): string {
-  const header = ["case", "input / target", "client", "median", "min–max", "unit", "/raw", "/nodemailer", "peak RSS MiB", "trips/msg", "CPU µs/msg", "check"];
+  const header = ["case", "input / target", "client", "median", "min–max", "unit", "/raw", "/nodemailer", "peak RSS MiB", "trips/msg", "client CPU", "check"];
   const lines: string[][] = [header];
   for (const row of rows) {
     const s = summarize(row);
@@ -550,7 +556,7 @@ function table(): string {
       vsNm === undefined ? "" : vsNm.toFixed(2),
       Number.isFinite(s.rss) && row.case !== "encoder" ? s.rss.toFixed(1) : Number.isFinite(s.rss) ? s.rss.toFixed(0) : "-",
       s.trips === undefined ? "" : s.trips.toFixed(2),
-      s.cpu === undefined ? "" : s.cpu.toFixed(0),
+      s.cpu ?? "",
       check,
     ]);
   }
@@ -655,8 +661,8 @@ async function main(): Promise<void> {
         "/raw: the row over the raw-socket row of its input (encoder: over the indexOf scan; relay: over the feeder",
         "into smtp-server alone). /nodemailer: smtp-wire over Nodemailer. trips/msg: round trips per message the sink",
         "saw (reads that followed a reply). peak RSS: the client's (relay: the relaying process's), median of reps.",
-        "CPU µs/msg: the client process's user + system CPU per message while timed (the system part includes the",
-        "loopback delivery its writes cause).",
+        "client CPU: the client process's user + system CPU while timed, per message or per GB of message (the",
+        "system part includes the loopback delivery its writes cause; the sink shares the same 2 cores).",
         "",
         measuredRtt !== undefined ? `Delaying proxy: mean added delay ${measuredRtt.toFixed(2)} ms per reply.` : "",
         "Targets (issue 5):",
