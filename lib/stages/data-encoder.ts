@@ -10,18 +10,18 @@
  * - `bytes` counts every byte pushed, terminator included (SPEC §8 `messageSize`).
  *
  * Speed: typical input is CRLF text with no dot at a line start, so a chunk that needs
- * no change is pushed as it is, not copied. Deciding that takes one native `indexOf(LF)`
- * per line (an LF must follow a CR and must not precede a dot) and no JavaScript loop
- * over bytes. A bare CR cannot be found that way, so the CR of every CRLF seen is erased
- * in a scratch copy of the chunk, and one more `indexOf(CR)` over the copy finds any CR
- * left: a bare one. Only then (rare in text) is the rest of the chunk scanned with a CR
- * and an LF cursor. A chunk that needs changes is rebuilt once from its unchanged spans
- * and the inserted bytes, in one exact-size allocation (never a concat per line).
+ * no change is pushed as it is, not copied. Deciding that is the window scan's job
+ * (window-scan.ts: 16 bytes at a time in WebAssembly SIMD, or one native `indexOf(LF)`
+ * per line), never a JavaScript loop over bytes. Only after a bare CR (rare in text) is
+ * the rest of the chunk scanned here with a CR and an LF cursor. A chunk that needs
+ * changes is rebuilt once from its unchanged spans and the inserted bytes, in one
+ * exact-size allocation (never a concat per line).
  *
  * With `dotStuffing: false` it only normalises line endings, for a body sent in BDAT
  * chunks (bdat-encoder frames it). Deliberately left out: 8-bit checks, line length limits.
  */
 import { Transform, type TransformOptions } from "readable-stream";
+import { WINDOW, insert, inserts, scanLineFeeds } from "./window-scan.js";
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -31,27 +31,6 @@ const TERMINATOR = Buffer.from(".\r\n");
 const INSERT_LF = Buffer.from("\n");
 const TERMINATOR_AFTER_CR = Buffer.from("\n.\r\n");
 const TERMINATOR_MID_LINE = Buffer.from("\r\n.\r\n");
-
-/** Larger writes are encoded in windows of this size, so the scratch space below stays small. */
-const WINDOW = 64 * 1024;
-
-/**
- * Scratch space shared by every encoder: a chunk is encoded synchronously from its scan
- * to its push, so no two encodings ever use it at once, and a process with many
- * connections does not hold a copy per connection.
- */
-const scratch = Buffer.allocUnsafeSlow(WINDOW);
-/** Offsets where a byte is to be inserted (ascending) and the byte; at most 2 per input byte, plus 2. */
-const insertAt = new Int32Array(2 * WINDOW + 2);
-const insertByte = new Uint8Array(2 * WINDOW + 2);
-let insertCount = 0;
-/** The byte that gets stuffed at a line start: DOT, or -1 (matches nothing) for BDAT. */
-let stuffedByte = DOT;
-
-function insert(position: number, byte: number): void {
-  insertAt[insertCount] = position;
-  insertByte[insertCount++] = byte;
-}
 
 export interface DataEncoderOptions extends TransformOptions {
   /**
@@ -107,8 +86,7 @@ export class BodyEncoding {
   #encodeWindow(chunk: Buffer, emit: (output: Buffer) => void): void {
     const length = chunk.length;
     if (length === 0) return;
-    insertCount = 0;
-    stuffedByte = this.#dotStuffing ? DOT : -1;
+    inserts.count = 0;
     let from = 0;
     let lineStart = this.#atLineStart;
     if (this.#pendingCR) {
@@ -117,20 +95,20 @@ export class BodyEncoding {
       if (chunk[0] === LF) from = 1;
       else insert(0, LF);
     }
-    const firstScanInsert = insertCount;
-    const bareCR = scanLineFeeds(chunk, from, lineStart);
+    const firstScanInsert = inserts.count;
+    const bareCR = scanLineFeeds(chunk, from, lineStart, this.#dotStuffing);
     if (bareCR !== -1) {
       // Redo from the start of the line holding the first bare CR; inserts before it stand.
       const restart = Math.max(from, chunk.lastIndexOf(LF, bareCR) + 1);
-      while (insertCount > firstScanInsert && insertAt[insertCount - 1]! >= restart) insertCount--;
-      scanAll(chunk, restart, restart > from || lineStart);
+      while (inserts.count > firstScanInsert && inserts.at[inserts.count - 1]! >= restart) inserts.count--;
+      scanAll(chunk, restart, restart > from || lineStart, this.#dotStuffing ? DOT : -1);
     }
 
     // A CR in the last byte never gets its LF within the chunk, so the last byte says it all.
     const last = chunk[length - 1];
     this.#pendingCR = last === CR;
     this.#atLineStart = last === LF;
-    const output = insertCount === 0 ? chunk : rebuild(chunk);
+    const output = inserts.count === 0 ? chunk : rebuild(chunk);
     this.#bytes += output.length;
     emit(output);
   }
@@ -171,30 +149,10 @@ export class DataEncoder extends Transform {
 }
 
 /**
- * The usual path, one `indexOf` per line: a CR goes before each bare LF, a dot before
- * each dot that starts a line. Returns the offset of the first bare CR, which this pass
- * cannot place, or -1 when there is none (a CR in the last byte is not bare yet: its LF
- * may come with the next chunk).
+ * The careful path, from a line start `pos` (after the first bare CR): a CR and an LF
+ * cursor, every case. `stuffedByte` is DOT, or -1 (matches nothing) for BDAT.
  */
-function scanLineFeeds(chunk: Buffer, from: number, lineStart: boolean): number {
-  if (lineStart && chunk[from] === stuffedByte) insert(from, DOT);
-  let copy: Buffer | undefined;
-  if (chunk.indexOf(CR, from) !== -1) {
-    copy = chunk.length === WINDOW ? scratch : scratch.subarray(0, chunk.length);
-    copy.set(chunk);
-  }
-  for (let lf = chunk.indexOf(LF, from); lf !== -1; lf = chunk.indexOf(LF, lf + 1)) {
-    if (chunk[lf - 1] === CR) copy![lf - 1] = 0; // a CR exists, so there is a copy
-    else insert(lf, CR);
-    if (chunk[lf + 1] === stuffedByte) insert(lf + 1, DOT);
-  }
-  if (copy === undefined) return -1;
-  const bareCR = copy.indexOf(CR, from);
-  return bareCR === chunk.length - 1 ? -1 : bareCR;
-}
-
-/** The careful path, from a line start `pos`: a CR and an LF cursor, every case. */
-function scanAll(chunk: Buffer, pos: number, lineStart: boolean): void {
+function scanAll(chunk: Buffer, pos: number, lineStart: boolean, stuffedByte: number): void {
   const length = chunk.length;
   if (lineStart && chunk[pos] === stuffedByte) insert(pos, DOT);
   let nextCR = chunk.indexOf(CR, pos);
@@ -225,18 +183,19 @@ function scanAll(chunk: Buffer, pos: number, lineStart: boolean): void {
  * against copyWithin-in-place and Buffer.concat of slices, both slower).
  */
 function rebuild(chunk: Buffer): Buffer {
-  const output = Buffer.allocUnsafe(chunk.length + insertCount);
+  const { count, at, byte } = inserts;
+  const output = Buffer.allocUnsafe(chunk.length + count);
   const { buffer, byteOffset } = chunk;
   let start = 0;
   let written = 0;
-  for (let i = 0; i < insertCount; i++) {
-    const position = insertAt[i]!;
+  for (let i = 0; i < count; i++) {
+    const position = at[i]!;
     if (position > start) {
       output.set(new Uint8Array(buffer, byteOffset + start, position - start), written);
       written += position - start;
       start = position;
     }
-    output[written++] = insertByte[i]!;
+    output[written++] = byte[i]!;
   }
   if (start < chunk.length) output.set(new Uint8Array(buffer, byteOffset + start, chunk.length - start), written);
   return output;
