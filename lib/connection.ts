@@ -79,6 +79,7 @@ export class SMTPConnection extends EventEmitter {
   #operations = new OperationQueue();
   /** Transactions that handed the wire over and still wait for their final reply. */
   #finalsPending = 0;
+  #sessionView: TransactionSession | undefined;
   #timers = new Set<NodeJS.Timeout>();
   #died!: (err: SMTPError) => void;
   #whenDead: Promise<never>;
@@ -390,13 +391,16 @@ export class SMTPConnection extends EventEmitter {
 
   /** Queues one transaction; it may overlap the final reply of the one before. */
   #transaction(envelope: Envelope, message: SendStream | Buffer): Promise<SendInfo> {
-    return this.#enqueue((handOver) => runTransaction(this.#session(handOver), envelope, message, [...this.#extensions.keys()]), true);
+    return this.#enqueue((handOver) => runTransaction(this.#session(), envelope, message, [...this.#extensions.keys()], handOver), true);
   }
 
-  #session(handOver: () => void): TransactionSession {
+  /** What transactions see of the connection; made again only when the socket, TLS or EHLO changed. */
+  #session(): TransactionSession {
+    const cached = this.#sessionView;
+    if (cached && cached.socket === this.#pipeline!.socket && cached.extensions === this.#extensions && cached.secure === this.secure) return cached;
     const connection = this;
     const canPipeline = this.options.pipelining !== false && this.#extensions.has("PIPELINING");
-    return {
+    return (this.#sessionView = {
       queue: this.#queue,
       socket: this.#pipeline!.socket,
       extensions: this.#extensions,
@@ -416,9 +420,8 @@ export class SMTPConnection extends EventEmitter {
       set finalsPending(value: number) {
         connection.#finalsPending = value;
       },
-      handOver,
       abort: (err) => this.#teardown(err, { reported: true }),
-    };
+    });
   }
 
   async #login(auth: AuthCredentials): Promise<void> {

@@ -38,8 +38,6 @@ export interface TransactionSession {
    * one does, whether it failed is not known yet, so the envelope starts with RSET.
    */
   finalsPending: number;
-  /** Lets the next send write its envelope now (this body is complete on the wire). */
-  handOver(): void;
   /**
    * Closes the connection at once (no terminator, no QUIT); pending and queued operations
    * fail with `err`. The caller reports its own failure, so no `error` event follows.
@@ -142,10 +140,10 @@ async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedE
  * (RFC 2920 §3.1): its replies come after these, and it starts with RSET because whether
  * this message was accepted is not known when it is written.
  */
-async function awaitFinal(session: TransactionSession, channel: BodyChannel): Promise<Reply[]> {
+async function awaitFinal(session: TransactionSession, channel: BodyChannel, handOver: () => void): Promise<Reply[]> {
   if (session.canPipeline) {
     session.finalsPending++;
-    session.handOver();
+    handOver();
   }
   try {
     const refusedChunk = channel.chunkReplies.length ? (await readAll(channel.chunkReplies)).find((reply) => !isPositive(reply)) : undefined;
@@ -160,13 +158,14 @@ async function awaitFinal(session: TransactionSession, channel: BodyChannel): Pr
 }
 
 /**
- * Runs one transaction. The message is a SendStream (it finishes with the SendInfo, or is
+ * Runs one transaction; `handOver` lets the next send write its envelope (see awaitFinal).
+ * The message is a SendStream (it finishes with the SendInfo, or is
  * destroyed with the SMTPError) or, for send() with a string or Buffer, the whole
  * message, written with its terminator in one burst.
  */
-export async function runTransaction(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[]): Promise<SendInfo> {
+export async function runTransaction(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
   try {
-    return await transact(session, envelope, message, ehlo);
+    return await transact(session, envelope, message, ehlo, handOver);
   } catch (err) {
     const error = err instanceof SMTPError ? err : new SMTPError("EPROTOCOL", String((err as Error)?.message ?? err), { command: "API", cause: err });
     if (!Buffer.isBuffer(message)) message.fail(error);
@@ -174,7 +173,7 @@ export async function runTransaction(session: TransactionSession, envelope: Enve
   }
 }
 
-async function transact(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[]): Promise<SendInfo> {
+async function transact(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
   const stream = Buffer.isBuffer(message) ? undefined : message;
   const prepared = prepareEnvelope(envelope, session);
   // Destroyed while queued behind other sends: nothing was written, nothing to undo.
@@ -241,7 +240,7 @@ async function transact(session: TransactionSession, envelope: Envelope, message
   }
 
   const command = session.canChunk ? "BDAT" : "DATA";
-  const replies = await awaitFinal(session, channel);
+  const replies = await awaitFinal(session, channel, handOver);
   const messageTime = Date.now() - bodyStarted;
   const info: SendInfo = {
     accepted: result.accepted,
