@@ -12,6 +12,9 @@
  *   npm run bench -- --profile DIR     smtp-wire's children write CPU profiles to DIR
  *   npm run bench -- --verbose         print each child's command line and result
  *   npm run bench -- --env MALLOC_TRIM_THRESHOLD_=268435456   set a variable for every child
+ *   npm run bench -- --pin             servers on the last core, every client on the first
+ *                                      (needs taskset): the client no longer shares a core
+ *                                      with the server, so its own CPU cost sets the rate
  *
  * Every child gets the same environment; glibc's malloc tunables are the same for all of
  * them (see CHILD_ENV), because trimming freed memory can move Node's throughput
@@ -54,6 +57,7 @@ const { values: flags } = parseArgs({
     profile: { type: "string" },
     verbose: { type: "boolean", default: false },
     env: { type: "string", multiple: true },
+    pin: { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -180,6 +184,7 @@ class ServerProcess {
 
   static async start(name: string, script: string, args: string[] = []): Promise<ServerProcess> {
     const child = fork(join(HERE, "servers", script), args, { env: childEnv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    pin(child, SERVER_CORE);
     const [message] = (await Promise.race([
       once(child, "message"),
       once(child, "exit").then(() => {
@@ -209,6 +214,18 @@ class ServerProcess {
   }
 }
 
+const CLIENT_CORE = 0;
+const SERVER_CORE = cpus().length - 1;
+
+/**
+ * With --pin, keeps every thread of `child` (and those it starts later, which inherit the
+ * mask) on one core. Done right after the start, before the child has loaded its modules.
+ */
+function pin(child: ChildProcess, core: number): void {
+  if (!flags.pin || child.pid === undefined) return;
+  execFileSync("taskset", ["-a", "-p", "-c", String(core), String(child.pid)], { stdio: "ignore" });
+}
+
 interface Spawned {
   result: Promise<ChildResult>;
   /** Resolves with the first line of stdout that starts with `prefix`. */
@@ -221,6 +238,7 @@ function spawnChild(script: string, args: string[], profile: boolean): Spawned {
   const command = [...nodeArgs, join(HERE, script), ...args];
   if (flags.verbose) process.stderr.write(`  $ node ${command.join(" ")}\n`);
   const child = spawn(process.execPath, command, { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
+  pin(child, CLIENT_CORE);
   let stdout = "";
   let stderr = "";
   const lineWaiters: { prefix: string; resolve: (line: string) => void }[] = [];
@@ -654,6 +672,7 @@ async function main(): Promise<void> {
       out.push(
         `${info.date}  commit ${info.commit}  Node ${info.node}  ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB  nodemailer ${info.nodemailer}`,
         `child env: ${info.env}; reps per client: ${plan.reps}, each in a fresh process; MB/s = 10^6 bytes of message per second`,
+        flags.pin ? `pinned: servers on core ${SERVER_CORE}, clients on core ${CLIENT_CORE}` : "not pinned: clients and servers share the cores",
         `load average: ${info.loadAtStart} at start, ${loadavg()[0]!.toFixed(2)} at end${Number(info.loadAtStart) > 0.5 ? " (other work shared the CPU: expect noise)" : ""}`,
         "",
         table(),
