@@ -2,7 +2,7 @@
  * SMTPConnection: the public class (SPEC §2–§6). It owns the socket, the reply pipeline
  * (socket -> LineSplitter -> ReplyDecoder -> CommandQueue), the operation queue that
  * runs sends in call order, timers, and teardown. The protocol steps themselves live in
- * handshake.ts, auth/ and transaction.ts.
+ * handshake.ts, starttls.ts, auth/ and transaction.ts.
  *
  * Deliberately left out: connection pooling and retries (a transport's job), message
  * composition (the caller gives RFC 5322 bytes).
@@ -15,8 +15,9 @@ import type { AuthCredentials, Callback, Envelope, Reply, SendInfo, SMTPConnecti
 import { badInput, fromReply, fromSocketError, greetingTimeoutError, protocolError, replyText, SMTPError, REPLY } from "./errors.js";
 import { CommandQueue } from "./command-queue.js";
 import { ReplyPipeline } from "./reply-pipeline.js";
-import { decideStartTls, freezeExtensions, readGreeting, sayHello, startTlsNotOffered, type Extensions } from "./handshake.js";
-import { handshakeDone, openSocket, upgradeSocket, watchForTlsMismatch, type OpenOptions } from "./socket.js";
+import { freezeExtensions, readGreeting, sayHello, type Extensions } from "./handshake.js";
+import { openSocket, watchForTlsMismatch, type OpenOptions } from "./socket.js";
+import { applyTlsPolicy, startTlsInjection, type StartTlsSession } from "./starttls.js";
 import { authenticate, cleartextRefusal } from "./auth/index.js";
 import { checkClientName } from "./envelope.js";
 import { SendStream, sendFromSource } from "./send-stream.js";
@@ -212,7 +213,7 @@ export class SMTPConnection extends EventEmitter {
     try {
       checkClientName(this.name);
       await this.#open();
-      await this.#applyTlsPolicy();
+      await applyTlsPolicy(this.#startTlsSession());
       // A fault read after the last reply of the handshake (a reply nobody asked for) may
       // have closed the connection already; "ready" would bring it back to life.
       if (this.#state === "closed") throw this.#fatal;
@@ -250,65 +251,29 @@ export class SMTPConnection extends EventEmitter {
     this.allowsAuth = extensions.has("AUTH");
   }
 
-  async #applyTlsPolicy(): Promise<void> {
-    const decision = decideStartTls({ ...this.options, secure: this.secure }, this.#extensions);
-    if (decision === "fail") throw startTlsNotOffered();
-    if (decision === "skip") return;
-    const opportunistic = Boolean(this.options.opportunisticTLS && !this.options.requireTLS);
-    const reply = await this.#queue.send("STARTTLS", "STARTTLS");
-    if (reply.code !== REPLY.SERVICE_READY) {
-      if (opportunistic) return this.#hello();
-      throw fromReply("ETLS", "STARTTLS failed", reply, "STARTTLS");
-    }
-    // NO STARTTLS (USENIX Security 2021): bytes sent before the TLS handshake could be
-    // read as replies of the encrypted session. An honest server sends none, so any is
-    // an attack: fail rather than just discard, whatever the policy.
-    if (this.#pipeline!.hasUnreadInput) throw this.#injection();
-    const failure = await this.#upgrade().then(
-      () => undefined,
-      (err: SMTPError) => err,
-    );
-    if (failure) {
-      // A failed handshake leaves the TCP connection unusable, so opportunisticTLS goes on
-      // without TLS on a new connection that does not ask for STARTTLS again. Not on a
-      // socket the caller handed us (we cannot open another), nor once closed or timed out.
-      if (!opportunistic || this.#state === "closed" || this.options.connection || this.options.socket) throw failure;
-      this.#transcript.info(`${failure.message}; going on without TLS on a new connection (opportunisticTLS)`);
-      this.#pipeline!.destroy();
-      return this.#open();
-    }
-    // RFC 3207 §4.2: forget everything learned in plaintext.
-    await this.#hello();
-  }
-
-  /**
-   * The TLS handshake after STARTTLS's 220. The TLS socket is wired to the session only
-   * once the handshake (certificate check included) succeeded; until then a failure is
-   * the upgrade's, rejected as ETLS with Node's error as `cause`, and the plaintext pipeline
-   * is left for the caller to tear down.
-   */
-  async #upgrade(): Promise<void> {
-    const plain = this.#pipeline!;
-    plain.detach();
-    this.#upgradeReady = false;
-    const secured = upgradeSocket(plain.socket, this.#openOptions());
-    try {
-      // The queue is empty during the handshake, so the timeout names STARTTLS itself.
-      await this.#within(this.#timeout("connectionTimeout"), () => new SMTPError("ETIMEDOUT", "TLS handshake timeout", { command: "STARTTLS", temporary: true }), handshakeDone(secured));
-    } catch (err) {
-      secured.on("error", () => {});
-      secured.destroy();
-      if (this.#fatal) throw this.#fatal;
-      const error = fromSocketError(err, "STARTTLS", "ETLS");
-      throw error.code === "ETLS" ? error : new SMTPError("ETLS", `TLS handshake after STARTTLS failed: ${error.message}`, { command: "STARTTLS", temporary: true, cause: err });
-    }
-    this.#wire(secured);
-    this.secure = true;
-    secured.setTimeout(this.#timeout("socketTimeout"));
-  }
-
-  #injection(): SMTPError {
-    return new SMTPError("ETLS", "Server sent data after STARTTLS ready (possible STARTTLS response injection)", { command: "STARTTLS", temporary: false });
+  /** What STARTTLS sees of the connection (see starttls.ts). */
+  #startTlsSession(): StartTlsSession {
+    return {
+      options: this.options,
+      queue: this.#queue,
+      transcript: this.#transcript,
+      secure: this.secure,
+      extensions: this.#extensions,
+      pipeline: this.#pipeline!,
+      openOptions: () => this.#openOptions(),
+      closedWith: () => this.#fatal,
+      within: (timedOut, work) => this.#within(this.#timeout("connectionTimeout"), timedOut, work),
+      hello: () => this.#hello(),
+      reopen: () => this.#open(),
+      plaintextStopped: () => {
+        this.#upgradeReady = false;
+      },
+      secured: (socket) => {
+        this.#wire(socket);
+        this.secure = true;
+        socket.setTimeout(this.#timeout("socketTimeout"));
+      },
+    };
   }
 
   /** Connects the socket to a fresh reply pipeline whose events this connection handles. */
@@ -331,7 +296,7 @@ export class SMTPConnection extends EventEmitter {
   #onReply(reply: Reply): void {
     if (this.#state === "closed") return;
     // A reply after STARTTLS's 220 is forged: it must not even become lastServerResponse.
-    if (this.#upgradeReady) return this.#teardown(this.#injection());
+    if (this.#upgradeReady) return this.#teardown(startTlsInjection());
     this.lastServerResponse = replyText(reply);
     this.#transcript.server(this.lastServerResponse);
     const command = this.#queue.head;
