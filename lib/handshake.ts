@@ -2,7 +2,7 @@
  * Opening an SMTP session: greeting, EHLO (HELO fallback; LHLO for LMTP), the EHLO
  * keywords, and the STARTTLS policy (RFC 5321 §4.1.1.1, RFC 2033, RFC 3207).
  *
- * The socket mechanics of the TLS upgrade live in the connection; this module decides
+ * The mechanics of the TLS upgrade live in starttls.ts and socket.ts; this module decides
  * whether to upgrade and what the replies mean. After an upgrade every capability learned
  * in plaintext is forgotten and EHLO is asked again (RFC 3207 §4.2): a man in the middle
  * could have edited the plaintext list.
