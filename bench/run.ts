@@ -12,9 +12,13 @@
  *   npm run bench -- --profile DIR     smtp-wire's children write CPU profiles to DIR
  *   npm run bench -- --verbose         print each child's command line and result
  *   npm run bench -- --env MALLOC_TRIM_THRESHOLD_=268435456   set a variable for every child
- *   npm run bench -- --pin             servers on the last core, every client on the first
- *                                      (needs taskset): the client no longer shares a core
- *                                      with the server, so its own CPU cost sets the rate
+ *   npm run bench -- --shared-cores    do not pin (see below)
+ *
+ * Pinning: by default (when taskset is there and the machine has 2 cores or more) the
+ * servers run on the last core and every client under test on the first, so a client
+ * never competes with the sink for a core and its own CPU cost sets its rate: what the
+ * sink is for (it must be faster than any client). The relay case's processes are not
+ * pinned (its feeder and relay would otherwise share the one client core).
  *
  * Every child gets the same environment; glibc's malloc tunables are the same for all of
  * them (see CHILD_ENV), because trimming freed memory can move Node's throughput
@@ -57,7 +61,7 @@ const { values: flags } = parseArgs({
     profile: { type: "string" },
     verbose: { type: "boolean", default: false },
     env: { type: "string", multiple: true },
-    pin: { type: "boolean", default: false },
+    "shared-cores": { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -217,12 +221,23 @@ class ServerProcess {
 const CLIENT_CORE = 0;
 const SERVER_CORE = cpus().length - 1;
 
+function tasksetWorks(): boolean {
+  try {
+    execFileSync("taskset", ["-p", String(process.pid)], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const pinning = !flags["shared-cores"] && SERVER_CORE > CLIENT_CORE && tasksetWorks();
+
 /**
- * With --pin, keeps every thread of `child` (and those it starts later, which inherit the
- * mask) on one core. Done right after the start, before the child has loaded its modules.
+ * Keeps every thread of `child` (and those it starts later, which inherit the mask) on one
+ * core, when pinning. Done right after the start, before the child has loaded its modules.
  */
 function pin(child: ChildProcess, core: number): void {
-  if (!flags.pin || child.pid === undefined) return;
+  if (!pinning || child.pid === undefined) return;
   execFileSync("taskset", ["-a", "-p", "-c", String(core), String(child.pid)], { stdio: "ignore" });
 }
 
@@ -233,12 +248,12 @@ interface Spawned {
 }
 
 /** Starts a benchmark child; its result is the RESULT line, or a failure that says why. */
-function spawnChild(script: string, args: string[], profile: boolean): Spawned {
+function spawnChild(script: string, args: string[], profile: boolean, pinned = true): Spawned {
   const nodeArgs = profile && flags.profile ? ["--cpu-prof", "--cpu-prof-dir", flags.profile] : [];
   const command = [...nodeArgs, join(HERE, script), ...args];
   if (flags.verbose) process.stderr.write(`  $ node ${command.join(" ")}\n`);
   const child = spawn(process.execPath, command, { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
-  pin(child, CLIENT_CORE);
+  if (pinned) pin(child, CLIENT_CORE);
   let stdout = "";
   let stderr = "";
   const lineWaiters: { prefix: string; resolve: (line: string) => void }[] = [];
@@ -431,7 +446,7 @@ async function relayCase(sink: ServerProcess, smtpServer: ServerProcess, file: M
   for (let rep = 0; rep < plan.reps; rep++) {
     // The raw row: the same feeder into smtp-server alone, no forwarding.
     await smtpServer.reset();
-    const direct = await spawnChild("large-message.bench.js", feederArgs(smtpServer.port), false).result;
+    const direct = await spawnChild("large-message.bench.js", feederArgs(smtpServer.port), false, false).result;
     const directSample = sampleOf(direct, file.bytes / direct.seconds / 1e6);
     verify(directSample, await smtpServer.stats(), { messages: 1, bytes: file.bytes });
     rowFor("relay", variant, "raw", "MB/s").samples.push(directSample);
@@ -439,11 +454,11 @@ async function relayCase(sink: ServerProcess, smtpServer: ServerProcess, file: M
 
     for (const client of ["smtp-wire", "nodemailer"]) {
       await sink.reset();
-      const relay = spawnChild("backpressure.bench.js", ["--client", client, "--upstream", String(sink.port)], client === "smtp-wire");
+      const relay = spawnChild("backpressure.bench.js", ["--client", client, "--upstream", String(sink.port)], client === "smtp-wire", false);
       let sample: Sample;
       try {
         const ready = await relay.line("READY ");
-        const feeder = await spawnChild("large-message.bench.js", feederArgs(Number(ready.split(" ")[1])), false).result;
+        const feeder = await spawnChild("large-message.bench.js", feederArgs(Number(ready.split(" ")[1])), false, false).result;
         const relayed = await relay.result;
         sample = sampleOf(feeder, file.bytes / feeder.seconds / 1e6);
         sample.peakRssMiB = relayed.peakRssMiB;
@@ -611,6 +626,7 @@ function machine(): Record<string, string | number> {
     /** 1-minute load average when the run started: above ~0.5, something else competed for the CPU. */
     loadAtStart: Number(loadavg()[0]!.toFixed(2)),
     env: Object.entries(CHILD_ENV).map(([k, v]) => `${k}=${v}`).join(" ") || "glibc malloc defaults (no MALLOC_* set)",
+    pinned: pinning ? `servers on core ${SERVER_CORE}, clients under test on core ${CLIENT_CORE}` : "no",
   };
 }
 
@@ -672,7 +688,7 @@ async function main(): Promise<void> {
       out.push(
         `${info.date}  commit ${info.commit}  Node ${info.node}  ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB  nodemailer ${info.nodemailer}`,
         `child env: ${info.env}; reps per client: ${plan.reps}, each in a fresh process; MB/s = 10^6 bytes of message per second`,
-        flags.pin ? `pinned: servers on core ${SERVER_CORE}, clients on core ${CLIENT_CORE}` : "not pinned: clients and servers share the cores",
+        pinning ? `pinned: ${info.pinned} (relay case unpinned)` : "not pinned: clients and servers share the cores",
         `load average: ${info.loadAtStart} at start, ${loadavg()[0]!.toFixed(2)} at end${Number(info.loadAtStart) > 0.5 ? " (other work shared the CPU: expect noise)" : ""}`,
         "",
         table(),
@@ -681,7 +697,7 @@ async function main(): Promise<void> {
         "into smtp-server alone). /nodemailer: smtp-wire over Nodemailer. trips/msg: round trips per message the sink",
         "saw (reads that followed a reply). peak RSS: the client's (relay: the relaying process's), median of reps.",
         "client CPU: the client process's user + system CPU while timed, per message or per GB of message (the",
-        "system part includes the loopback delivery its writes cause; the sink shares the same 2 cores).",
+        "system part includes the loopback delivery its writes cause).",
         "",
         measuredRtt !== undefined ? `Delaying proxy: mean added delay ${measuredRtt.toFixed(2)} ms per reply.` : "",
         "Targets (issue 5):",
