@@ -28,6 +28,7 @@
   (func (export "scan") (param $len i32) (param $from i32) (param $lineStart i32) (param $stuff i32) (result i32)
     (local $p i32) (local $b i32) (local $v v128) (local $w v128) (local $cr v128) (local $lfw v128) (local $dotv v128)
     (local $stuffMask v128) (local $bad i32) (local $lfmask i32) (local $events i32) (local $bit i32)
+    (local $checkedUntil i32)
     (if (i32.ge_u (local.get $from) (local.get $len)) (then (return (i32.const -1))))
     (local.set $b (i32.load8_u (local.get $from)))
     (if (i32.eq (local.get $b) (i32.const 10))
@@ -44,6 +45,53 @@
     (local.set $p (local.get $from))
     (block $simd_done
       (loop $simd
+        ;; 64 bytes that need nothing (the usual case) are passed over in one test; a block
+        ;; that needs something is then taken 16 bytes at a time without testing it again.
+        (block $blocks_done
+          (loop $blocks
+            (br_if $blocks_done (i32.lt_u (local.get $p) (local.get $checkedUntil)))
+            (br_if $blocks_done (i32.gt_u (i32.add (local.get $p) (i32.const 65)) (local.get $len)))
+            (if (v128.any_true
+                  (v128.or
+                    (v128.or
+                      (v128.or
+              (v128.xor
+                (i8x16.eq (v128.load offset=0 align=1 (local.get $p)) (v128.const i8x16 13 13 13 13 13 13 13 13 13 13 13 13 13 13 13 13))
+                (i8x16.eq (v128.load offset=1 align=1 (local.get $p)) (v128.const i8x16 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10)))
+              (v128.and (local.get $stuffMask)
+                (v128.and
+                  (i8x16.eq (v128.load offset=0 align=1 (local.get $p)) (v128.const i8x16 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10))
+                  (i8x16.eq (v128.load offset=1 align=1 (local.get $p)) (v128.const i8x16 46 46 46 46 46 46 46 46 46 46 46 46 46 46 46 46)))))
+                      (v128.or
+              (v128.xor
+                (i8x16.eq (v128.load offset=16 align=1 (local.get $p)) (v128.const i8x16 13 13 13 13 13 13 13 13 13 13 13 13 13 13 13 13))
+                (i8x16.eq (v128.load offset=17 align=1 (local.get $p)) (v128.const i8x16 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10)))
+              (v128.and (local.get $stuffMask)
+                (v128.and
+                  (i8x16.eq (v128.load offset=16 align=1 (local.get $p)) (v128.const i8x16 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10))
+                  (i8x16.eq (v128.load offset=17 align=1 (local.get $p)) (v128.const i8x16 46 46 46 46 46 46 46 46 46 46 46 46 46 46 46 46))))))
+                    (v128.or
+                      (v128.or
+              (v128.xor
+                (i8x16.eq (v128.load offset=32 align=1 (local.get $p)) (v128.const i8x16 13 13 13 13 13 13 13 13 13 13 13 13 13 13 13 13))
+                (i8x16.eq (v128.load offset=33 align=1 (local.get $p)) (v128.const i8x16 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10)))
+              (v128.and (local.get $stuffMask)
+                (v128.and
+                  (i8x16.eq (v128.load offset=32 align=1 (local.get $p)) (v128.const i8x16 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10))
+                  (i8x16.eq (v128.load offset=33 align=1 (local.get $p)) (v128.const i8x16 46 46 46 46 46 46 46 46 46 46 46 46 46 46 46 46)))))
+                      (v128.or
+              (v128.xor
+                (i8x16.eq (v128.load offset=48 align=1 (local.get $p)) (v128.const i8x16 13 13 13 13 13 13 13 13 13 13 13 13 13 13 13 13))
+                (i8x16.eq (v128.load offset=49 align=1 (local.get $p)) (v128.const i8x16 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10)))
+              (v128.and (local.get $stuffMask)
+                (v128.and
+                  (i8x16.eq (v128.load offset=48 align=1 (local.get $p)) (v128.const i8x16 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10))
+                  (i8x16.eq (v128.load offset=49 align=1 (local.get $p)) (v128.const i8x16 46 46 46 46 46 46 46 46 46 46 46 46 46 46 46 46))))))))
+              (then
+                (local.set $checkedUntil (i32.add (local.get $p) (i32.const 64)))
+                (br $blocks_done)))
+            (local.set $p (i32.add (local.get $p) (i32.const 64)))
+            (br $blocks)))
         (br_if $simd_done (i32.gt_u (i32.add (local.get $p) (i32.const 17)) (local.get $len)))
         (local.set $v (v128.load align=1 (local.get $p)))
         (local.set $w (v128.load offset=1 align=1 (local.get $p)))
