@@ -58,6 +58,16 @@ function socketSink(socket: Socket, encode: (chunk: Buffer, write: (bytes: Buffe
   const write = (bytes: Buffer) => {
     if (!socket.write(bytes)) full = true;
   };
+  // One 'drain' listener for the whole body rather than one per chunk: a full socket is
+  // the normal state of a large message, so this runs for most chunks.
+  let waiting: (() => void) | undefined;
+  const onDrain = () => {
+    const listener = waiting;
+    waiting = undefined;
+    listener?.();
+  };
+  socket.on("drain", onDrain);
+  const release = () => void socket.off("drain", onDrain);
   const sink: BodySink = {
     write(chunk) {
       if (stopped) return true;
@@ -73,16 +83,21 @@ function socketSink(socket: Socket, encode: (chunk: Buffer, write: (bytes: Buffe
       socket.cork();
       finish(write);
       ended = true;
+      release();
       onEnd();
       process.nextTick(() => socket.uncork());
     },
     once(_event, listener) {
-      socket.once("drain", listener);
+      waiting = listener;
     },
     cork: () => socket.cork(),
     uncork: () => socket.uncork(),
   };
-  return { sink, stop: () => void (stopped = true), ended: () => ended };
+  const stop = () => {
+    stopped = true;
+    release();
+  };
+  return { sink, stop, ended: () => ended };
 }
 
 /** DATA after its 354: `expected` final replies (1, or one per accepted LMTP recipient). */

@@ -110,7 +110,7 @@ export class SendStream extends Writable {
     for (const { chunk } of chunks) ready = sink.write(chunk) && ready;
     sink.uncork?.();
     if (ready) done();
-    else sink.once("drain", () => done());
+    else sink.once("drain", done);
   }
 
   override _final(done: Done): void {
@@ -171,7 +171,7 @@ export class SendStream extends Writable {
 
   #forward(chunk: Buffer, done: Done): void {
     if (this.#sink!.write(chunk)) done();
-    else this.#sink!.once("drain", () => done());
+    else this.#sink!.once("drain", done);
   }
 
   #endBody(): void {
