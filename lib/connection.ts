@@ -8,43 +8,27 @@
  * composition (the caller gives RFC 5322 bytes).
  */
 import { EventEmitter } from "node:events";
-import os from "node:os";
-import net, { type Socket } from "node:net";
+import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import type { AuthCredentials, Callback, Envelope, Reply, SendInfo, SMTPConnectionOptions } from "./types.js";
 import { badInput, fromReply, fromSocketError, greetingTimeoutError, protocolError, replyText, SMTPError, REPLY } from "./errors.js";
 import { CommandQueue } from "./command-queue.js";
 import { ReplyPipeline } from "./reply-pipeline.js";
 import { freezeExtensions, readGreeting, sayHello, type Extensions } from "./handshake.js";
-import { openSocket, watchForTlsMismatch, type OpenOptions } from "./socket.js";
+import { openSocket, watchForTlsMismatch } from "./socket.js";
+import { defaultClientName, openOptions, readTimeout } from "./options.js";
 import { applyTlsPolicy, startTlsInjection, type StartTlsSession } from "./starttls.js";
 import { authenticate, cleartextRefusal } from "./auth/index.js";
 import { checkClientName } from "./envelope.js";
 import { SendStream, sendFromSource } from "./send-stream.js";
+import { checkMessage, type MessageInput } from "./message.js";
 import { runTransaction, type TransactionSession } from "./transaction.js";
 import { OperationQueue, type Operation } from "./operation-queue.js";
 import { createTranscript, type Transcript } from "./logger.js";
 import { settle } from "./callback.js";
 
-const DEFAULTS = {
-  connectionTimeout: 2 * 60 * 1000,
-  greetingTimeout: 30 * 1000,
-  socketTimeout: 10 * 60 * 1000,
-  dnsTimeout: 30 * 1000,
-};
 /** QUIT is a courtesy: never wait longer than this for its 221. */
 const QUIT_WAIT_MS = 5000;
-
-/** os.hostname() when it is a usable FQDN, else the loopback literal (Nodemailer's rule). */
-function defaultClientName(): string {
-  let name = "";
-  try {
-    name = os.hostname();
-  } catch {
-    /* some sandboxes refuse */
-  }
-  return name.includes(".") && /^[a-z0-9.-]+$/i.test(name) && !net.isIP(name) ? name.toLowerCase() : "[127.0.0.1]";
-}
 
 let nextId = 1;
 
@@ -163,7 +147,7 @@ export class SMTPConnection extends EventEmitter {
         : this.#enqueue(async () => {
             this.#quitting = true;
             const reply = this.#queue.send("QUIT", "QUIT");
-            await Promise.race([reply, this.#delay(Math.min(QUIT_WAIT_MS, this.#timeout("socketTimeout")))]).catch(() => undefined);
+            await Promise.race([reply, this.#delay(Math.min(QUIT_WAIT_MS, readTimeout(this.options, "socketTimeout")))]).catch(() => undefined);
             this.#teardown();
           }).catch(() => this.#teardown());
     return settle(done, callback);
@@ -175,29 +159,6 @@ export class SMTPConnection extends EventEmitter {
   }
 
   // ---- connection set-up -------------------------------------------------------------
-
-  #openOptions(): OpenOptions {
-    const o = this.options;
-    return {
-      host: this.host,
-      port: this.port,
-      // A `connection` is wrapped in TLS here unless the caller says it is TLS already.
-      secure: this.secure && !(o.connection && o.secured),
-      // Nodemailer's order: tls.servername, then servername, then host (never an IP).
-      servername: o.tls?.servername ?? o.servername,
-      localAddress: o.localAddress,
-      tls: o.tls,
-      socket: o.socket,
-      connection: o.connection,
-      dnsTimeout: this.#timeout("dnsTimeout"),
-      allowInternalNetworkInterfaces: Boolean(o.allowInternalNetworkInterfaces),
-    };
-  }
-
-  #timeout(name: keyof typeof DEFAULTS): number {
-    const value = Number(this.options[name]);
-    return value > 0 ? value : DEFAULTS[name];
-  }
 
   async #connect(): Promise<void> {
     if (this.#state !== "new") throw new SMTPError("ECONNECTION", this.#state === "closed" ? "Connection is closed" : "connect() was already called", { command: "API" });
@@ -228,18 +189,18 @@ export class SMTPConnection extends EventEmitter {
 
   /** Opens the transport (TCP, implicit TLS or the caller's socket), reads the greeting, says EHLO. */
   async #open(): Promise<void> {
-    const { socket, readyEvent } = openSocket(this.#openOptions());
+    const { socket, readyEvent } = openSocket(openOptions(this.options, this));
     this.#wire(socket);
     // A caller's socket that is TLS already (`secured`) is neither: nothing to watch.
     if (readyEvent === "secureConnect" || !this.secure) watchForTlsMismatch(socket, readyEvent === "secureConnect", this.port, (err) => this.#teardown(err));
-    if (readyEvent) await this.#within(this.#timeout("connectionTimeout"), "Connection timeout", new Promise((resolve) => socket.once(readyEvent, resolve)));
+    if (readyEvent) await this.#within(readTimeout(this.options, "connectionTimeout"), "Connection timeout", new Promise((resolve) => socket.once(readyEvent, resolve)));
     // Nagle's algorithm holds a small write (the terminator after the last body chunk, a
     // command after a pipelined group) until the server ACKs the one before, and servers
     // delay that ACK (40 ms on Linux): without this a message costs ~40 ms of idle wire.
     socket.setNoDelay(true);
-    socket.setTimeout(this.#timeout("socketTimeout"));
+    socket.setTimeout(readTimeout(this.options, "socketTimeout"));
     this.#transcript.info(`Connection established to ${socket.remoteAddress}:${socket.remotePort}`);
-    const greetingTimeout = this.#timeout("greetingTimeout");
+    const greetingTimeout = readTimeout(this.options, "greetingTimeout");
     await this.#within(greetingTimeout, () => greetingTimeoutError(this.port, greetingTimeout, this.secure), readGreeting(this.#queue));
     await this.#hello();
   }
@@ -260,9 +221,9 @@ export class SMTPConnection extends EventEmitter {
       secure: this.secure,
       extensions: this.#extensions,
       pipeline: this.#pipeline!,
-      openOptions: () => this.#openOptions(),
+      openOptions: () => openOptions(this.options, this),
       closedWith: () => this.#fatal,
-      within: (timedOut, work) => this.#within(this.#timeout("connectionTimeout"), timedOut, work),
+      within: (timedOut, work) => this.#within(readTimeout(this.options, "connectionTimeout"), timedOut, work),
       hello: () => this.#hello(),
       reopen: () => this.#open(),
       plaintextStopped: () => {
@@ -271,7 +232,7 @@ export class SMTPConnection extends EventEmitter {
       secured: (socket) => {
         this.#wire(socket);
         this.secure = true;
-        socket.setTimeout(this.#timeout("socketTimeout"));
+        socket.setTimeout(readTimeout(this.options, "socketTimeout"));
       },
     };
   }
@@ -408,23 +369,11 @@ export class SMTPConnection extends EventEmitter {
     this.authenticated = true;
   }
 
-  async #send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable): Promise<SendInfo> {
-    const isStream = message !== null && typeof message === "object" && typeof (message as Readable).pipe === "function";
-    if (!isStream && typeof message !== "string" && !(message instanceof Uint8Array)) {
-      throw badInput("The message must be a string, a Buffer or a Readable stream", "EMESSAGE");
-    }
-    // A source already destroyed or read to its end can never give the whole message (and
-    // may never emit another event): refuse it before the envelope goes out, rather than
-    // wait for nothing or close the connection after DATA.
-    const used = isStream && ((message as Readable).destroyed || (message as Readable).readableEnded);
-    if (used) throw new SMTPError("ESTREAM", "The message stream was already destroyed or read to its end", { command: "API", temporary: false });
-    if (!isStream) {
-      // The whole message is here: no stream needed, and body and terminator go out in
-      // one write.
-      const bytes = typeof message === "string" ? Buffer.from(message, "utf8") : Buffer.from((message as Uint8Array).buffer, (message as Uint8Array).byteOffset, (message as Uint8Array).byteLength);
-      return this.#transaction(envelope, bytes);
-    }
-    return sendFromSource(message as Readable, this.createSendStream(envelope));
+  async #send(envelope: Envelope, message: MessageInput): Promise<SendInfo> {
+    const checked = checkMessage(message);
+    // The whole message is here: no stream needed, and body and terminator go out in one write.
+    if ("bytes" in checked) return this.#transaction(envelope, checked.bytes);
+    return sendFromSource(checked.source, this.createSendStream(envelope));
   }
 
   // ---- timers and teardown ---------------------------------------------------------
