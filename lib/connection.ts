@@ -369,9 +369,17 @@ export class SMTPConnection extends EventEmitter {
     this.authenticated = true;
   }
 
-  async #send(envelope: Envelope, message: MessageInput): Promise<SendInfo> {
-    const checked = checkMessage(message);
-    // The whole message is here: no stream needed, and body and terminator go out in one write.
+  #send(envelope: Envelope, message: MessageInput): Promise<SendInfo> {
+    let checked: ReturnType<typeof checkMessage>;
+    try {
+      checked = checkMessage(message);
+    } catch (err) {
+      // Bad input is a rejection like any other failure, never a throw from send().
+      return Promise.reject(err as Error);
+    }
+    // The whole message is here: no stream needed, and body and terminator go out in one
+    // write. Returned as is (not awaited here), so its result reaches the caller one
+    // promise hop sooner.
     if ("bytes" in checked) return this.#transaction(envelope, checked.bytes);
     return sendFromSource(checked.source, this.createSendStream(envelope));
   }

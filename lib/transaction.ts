@@ -49,6 +49,8 @@ const isPositive = (reply: Reply | undefined): boolean => reply !== undefined &&
 
 /** Reads every reply of a written group; a dead connection rejects with its error. */
 async function readAll(replies: Promise<Reply>[]): Promise<Reply[]> {
+  // The usual case (one final reply) needs none of allSettled's bookkeeping.
+  if (replies.length === 1) return [await replies[0]!];
   const settled = await Promise.allSettled(replies);
   const failed = settled.find((r) => r.status === "rejected");
   if (failed) throw (failed as PromiseRejectedResult).reason;
