@@ -3,9 +3,10 @@
  *
  * Before the server's 354 the stream holds the one write in progress, so Writable's own
  * buffer fills to highWaterMark and write() returns false: memory stays bounded however
- * fast the source is. After 354 each chunk goes to the DataEncoder, which is piped into
- * the socket, and a write completes only when the encoder can take more: backpressure
- * runs from the socket back to the source. 'finish' waits for the server's final reply.
+ * fast the source is. After 354 each chunk goes to the body channel (body.ts), which
+ * encodes it and writes it to the socket, and a write completes only when the socket can
+ * take more: backpressure runs from the socket back to the source. 'finish' waits for the
+ * server's final reply.
  *
  * The transaction drives it through attach/complete/fail; the stream itself
  * never writes a command and never decides what a reply means.

@@ -8,6 +8,8 @@
  *   DataEncoder) -> final (terminator sent, waiting for the final reply) -> done | failed.
  * Every reply of a pipelined group is read before any is acted on, so we always know
  * whether the server is in DATA mode and whether RSET is needed before the next one.
+ * With pipelining, the final state hands the wire to the next queued send, whose
+ * envelope (led by RSET) goes out before this final reply arrives (OperationQueue).
  * A body that cannot be completed (source failed, stream destroyed, server answered
  * early) is never terminated: the connection is closed instead, so no partial message
  * can be delivered.
