@@ -122,6 +122,24 @@ test("the connection lost after the first terminator fails both sends with ECONN
   await fault.close();
 });
 
+test("a server that stalls after the overlapped envelope fails both sends with ETIMEDOUT, and a garbage final reply with EPROTOCOL", async () => {
+  for (const [fault, code] of [
+    [{ stall: true }, "ETIMEDOUT"],
+    [{ send: "hello there\r\n" }, "EPROTOCOL"],
+  ] as [Step, string][]) {
+    const server = await startFaultServer([...greetAndEhlo(["PIPELINING"]), ...acceptPipelinedEnvelope(), { expectData: true }, ...overlappedEnvelope, fault, { stall: true }]);
+    const conn = await connected(server.port, { socketTimeout: 200 });
+    conn.on("error", () => {});
+    const results = (await outcomes([conn.send(env(1), "one"), conn.send(env(2), "two")])) as SMTPError[];
+    assert.equal(
+      results.map((err) => err.code),
+      [code, code],
+      `after ${JSON.stringify(fault)}`,
+    );
+    await server.close();
+  }
+});
+
 /** A server taking each message one round trip at a time: MAIL only after the final reply. */
 function stepByStep(extensions: string[]): Step[] {
   const steps: Step[] = [...greetAndEhlo(extensions)];
