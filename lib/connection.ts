@@ -64,6 +64,7 @@ export class SMTPConnection extends EventEmitter {
   #operations = new OperationQueue();
   /** Transactions that handed the wire over and still wait for their final reply. */
   #finalsPending = 0;
+  #envelopesSent = 0;
   #sessionView: TransactionSession | undefined;
   #timers = new Set<NodeJS.Timeout>();
   #died!: (err: SMTPError) => void;
@@ -345,6 +346,12 @@ export class SMTPConnection extends EventEmitter {
       },
       set finalsPending(value: number) {
         connection.#finalsPending = value;
+      },
+      get envelopesSent() {
+        return connection.#envelopesSent;
+      },
+      set envelopesSent(value: number) {
+        connection.#envelopesSent = value;
       },
       abort: (err) => this.#teardown(err, { reported: true }),
     });

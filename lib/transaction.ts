@@ -41,6 +41,11 @@ export interface TransactionSession {
    */
   finalsPending: number;
   /**
+   * Envelopes written on this connection so far. A message refused at its final reply
+   * asks for RSET only if no envelope (led by RSET) went out behind it meanwhile.
+   */
+  envelopesSent: number;
+  /**
    * Closes the connection at once (no terminator, no QUIT); pending and queued operations
    * fail with `err`. The caller reports its own failure, so no `error` event follows.
    */
@@ -144,7 +149,7 @@ async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedE
  * (RFC 2920 §3.1): its replies come after these, and it starts with RSET because whether
  * this message was accepted is not known when it is written.
  */
-async function awaitFinal(session: TransactionSession, channel: BodyChannel, handOver: () => void): Promise<Reply[]> {
+async function awaitFinal(session: TransactionSession, channel: BodyChannel, handOver: () => void, refused: () => void): Promise<Reply[]> {
   if (session.canPipeline) {
     session.finalsPending++;
     handOver();
@@ -152,7 +157,7 @@ async function awaitFinal(session: TransactionSession, channel: BodyChannel, han
   try {
     const refusedChunk = channel.chunkReplies.length ? (await readAll(channel.chunkReplies)).find((reply) => !isPositive(reply)) : undefined;
     if (refusedChunk) {
-      session.needsReset = true;
+      refused();
       throw fromReply("EMESSAGE", "BDAT chunk refused", refusedChunk, "BDAT");
     }
     return await readAll(channel.finalReplies);
@@ -183,8 +188,14 @@ async function transact(session: TransactionSession, envelope: Envelope, message
   // Destroyed while queued behind other sends: nothing was written, nothing to undo.
   if (stream?.abortReason) throw stream.abortReason;
   const started = Date.now();
+  // Counted as it is written (both envelope writers write their first line at once).
+  const envelopeNumber = ++session.envelopesSent;
   const result = session.canPipeline ? await pipelinedEnvelope(session, prepared) : await stepwiseEnvelope(session, prepared);
   session.needsReset = false;
+  /** The message was refused after the hand-over: RSET first, unless a later envelope already led with it. */
+  const refused = () => {
+    if (session.envelopesSent === envelopeNumber) session.needsReset = true;
+  };
 
   if (result.error) {
     session.needsReset = true;
@@ -244,7 +255,7 @@ async function transact(session: TransactionSession, envelope: Envelope, message
   }
 
   const command = session.canChunk ? "BDAT" : "DATA";
-  const replies = await awaitFinal(session, channel, handOver);
+  const replies = await awaitFinal(session, channel, handOver, refused);
   const messageTime = Date.now() - bodyStarted;
   const info: SendInfo = {
     accepted: result.accepted,
@@ -270,12 +281,12 @@ async function transact(session: TransactionSession, envelope: Envelope, message
     });
     info.accepted = delivered;
     if (delivered.length === 0) {
-      session.needsReset = true;
+      refused();
       const last = replies[replies.length - 1]!;
       throw fromReply("EMESSAGE", "Message failed for every recipient", last, command, { rejected: info.rejected, rejectedErrors: info.rejectedErrors });
     }
   } else if (!isPositive(replies[0])) {
-    session.needsReset = true;
+    refused();
     throw fromReply("EMESSAGE", "Message failed", replies[0]!, command);
   }
 

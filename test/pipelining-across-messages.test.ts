@@ -39,19 +39,29 @@ function outcomes<T>(promises: Promise<T>[]): Promise<(T | SMTPError)[]> {
   );
 }
 
-test("a queued send's envelope follows the terminator before the final reply: one round trip per message", async () => {
-  let withTerminator = "";
-  const fault = await startFaultServer([
+/**
+ * Two messages, the second overlapping the first: the first's final reply (`firstFinal`) is
+ * sent only once the second envelope is in, then the second is accepted. `atTerminator`
+ * runs when the first body has been read.
+ */
+function overlappedPair(firstFinal: string, atTerminator: Step[] = []): Step[] {
+  return [
     ...greetAndEhlo(["PIPELINING"]),
     ...acceptPipelinedEnvelope(),
     { expectData: true },
-    // What had arrived by the time the terminator was read: the next envelope, right behind it.
-    { call: (c) => void (withTerminator = c.received.subarray(c.received.indexOf("\r\n.\r\n")).toString()) },
+    ...atTerminator,
     ...overlappedEnvelope,
-    { send: "250 2.0.0 first queued\r\n250 2.0.0 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n" },
+    { send: `${firstFinal}\r\n250 2.0.0 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n` },
     { expectData: true },
     { send: "250 2.0.0 second queued\r\n" },
-  ]);
+  ];
+}
+
+test("a queued send's envelope follows the terminator before the final reply: one round trip per message", async () => {
+  let withTerminator = "";
+  // What had arrived by the time the terminator was read: the next envelope, right behind it.
+  const noteArrivals: Step = { call: (c) => void (withTerminator = c.received.subarray(c.received.indexOf("\r\n.\r\n")).toString()) };
+  const fault = await startFaultServer(overlappedPair("250 2.0.0 first queued", [noteArrivals]));
   const conn = await connected(fault.port);
   const [first, second] = await outcomes([conn.send(env(1), "one\r\n"), conn.send(env(2), Readable.from(["two\r\n"]))]);
   fault.assertNoScriptErrors();
@@ -66,24 +76,23 @@ test("a queued send's envelope follows the terminator before the final reply: on
 
 test("the first message refused at its final reply: it fails with EMESSAGE, the second (after RSET) is accepted", async () => {
   const fault = await startFaultServer([
-    ...greetAndEhlo(["PIPELINING"]),
+    ...overlappedPair("554 5.7.1 first refused"),
+    // A third send, awaited on its own: the refusal was already followed by an RSET.
     ...acceptPipelinedEnvelope(),
     { expectData: true },
-    ...overlappedEnvelope,
-    { send: "554 5.7.1 first refused\r\n250 2.0.0 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n" },
-    { expectData: true },
-    { send: "250 2.0.0 second queued\r\n" },
+    { send: "250 2.0.0 third queued\r\n" },
   ]);
   const conn = await connected(fault.port);
   const [first, second] = await outcomes([conn.send(env(1), "one"), conn.send(env(2), "two")]);
+  const third = await conn.send(env(3), "three");
   fault.assertNoScriptErrors();
   const err = first as SMTPError;
   assert.is(err.code, "EMESSAGE");
   assert.is(err.responseCode, 554);
   assert.is((second as { response: string }).response, "250 2.0.0 second queued");
-  // The failure is behind us: a later send on its own needs no RSET.
+  assert.is(third.response, "250 2.0.0 third queued");
   const c = await fault.connection();
-  assert.equal(c.commands.filter((line) => line === "RSET").length, 1);
+  assert.equal(c.commands.filter((line) => line === "RSET").length, 1, "one RSET: the one leading the overlapped envelope");
   conn.close();
   await fault.close();
 });
