@@ -97,6 +97,24 @@ test("the first message refused at its final reply: it fails with EMESSAGE, the 
   await fault.close();
 });
 
+test("a queued stream destroyed before its turn writes nothing, and the send behind it overlaps the first instead", async () => {
+  const fault = await startFaultServer(overlappedPair("250 2.0.0 first queued"));
+  const conn = await connected(fault.port);
+  const first = conn.send(env(1), "one");
+  const abandoned = conn.createSendStream(env(2));
+  const abandonedError = new Promise<SMTPError>((resolve) => abandoned.once("error", resolve));
+  abandoned.destroy(new Error("the caller gave up"));
+  const [firstInfo, thirdInfo] = await outcomes([first, conn.send(env(3), "three")]);
+  fault.assertNoScriptErrors();
+  assert.is((await abandonedError).code, "ESTREAM");
+  assert.is((firstInfo as { response: string }).response, "250 2.0.0 first queued");
+  assert.is((thirdInfo as { response: string }).response, "250 2.0.0 second queued");
+  const c = await fault.connection();
+  assert.not.ok(c.commands.some((line) => line.includes("rcpt2@")), "nothing was written for the destroyed stream");
+  conn.close();
+  await fault.close();
+});
+
 test("a 421 as the first final reply fails both sends, temporary, and closes the connection", async () => {
   const fault = await startFaultServer([
     ...greetAndEhlo(["PIPELINING"]),
