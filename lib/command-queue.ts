@@ -15,6 +15,13 @@ interface Entry {
   reject(err: SMTPError): void;
 }
 
+/** A command to write: its name (for errors), the line, and what the transcript shows instead (secrets). */
+export interface Command {
+  command: string;
+  line: string;
+  logAs?: string;
+}
+
 /** Writes one command line; `logAs` replaces the line in the transcript (secrets). */
 export type LineWriter = (line: string, logAs?: string) => void;
 
@@ -51,18 +58,7 @@ export class CommandQueue {
    * behind; callers still see the rejection when they await it.
    */
   send(command: string, line: string, logAs?: string): Promise<Reply> {
-    if (!this.#failure) {
-      // A line refused by the writer (CR or LF in it) queues no entry, so the replies to
-      // later commands stay matched to them; the caller gets a rejection, never a throw.
-      try {
-        this.#write(line, logAs);
-      } catch (err) {
-        const refused = Promise.reject(err as SMTPError);
-        refused.catch(() => {});
-        return refused;
-      }
-    }
-    const reply = this.expect(command);
+    const reply = new Promise<Reply>((resolve, reject) => void this.#writeAndQueue({ command, line, logAs }, resolve, reject));
     reply.catch(() => {});
     return reply;
   }
@@ -74,30 +70,47 @@ export class CommandQueue {
    * line refused by the writer stops the group there: the lines before it still get
    * their replies read (and dropped), so later replies stay matched.
    */
-  sendGroup(commands: readonly { command: string; line: string; logAs?: string }[]): Promise<Reply[]> {
+  sendGroup(commands: readonly Command[]): Promise<Reply[]> {
     return new Promise<Reply[]>((resolve, reject) => {
-      if (this.#failure) return reject(this.#failure);
       const replies: Reply[] = new Array(commands.length);
       let waiting = commands.length;
-      for (let i = 0; i < commands.length; i++) {
-        const { command, line, logAs } = commands[i]!;
-        try {
-          this.#write(line, logAs);
-        } catch (err) {
-          return reject(err as SMTPError);
-        }
-        // The writer may have failed the queue (a connection found dead) without throwing.
-        if (this.#failure) return reject(this.#failure);
-        this.#entries.push({
+      commands.every((command, i) =>
+        this.#writeAndQueue(
           command,
-          resolve: (reply) => {
+          (reply) => {
             replies[i] = reply;
             if (--waiting === 0) resolve(replies);
           },
           reject,
-        });
-      }
+        ),
+      );
     });
+  }
+
+  /**
+   * Writes one command line and queues the entry for its reply: the one place where the
+   * two happen, so they can never drift apart. A line refused by the writer (CR or LF in
+   * it) queues no entry, so the replies to later commands stay matched to them; the
+   * refusal, or the failure of a dead connection, goes to `reject`, never as a throw.
+   * Returns false when nothing was queued.
+   */
+  #writeAndQueue({ command, line, logAs }: Command, resolve: (reply: Reply) => void, reject: (err: SMTPError) => void): boolean {
+    let refusal = this.#failure;
+    if (!refusal) {
+      try {
+        this.#write(line, logAs);
+      } catch (err) {
+        refusal = err as SMTPError;
+      }
+    }
+    // The writer may have failed the queue (a connection found dead) without throwing.
+    refusal ??= this.#failure;
+    if (refusal) {
+      reject(refusal);
+      return false;
+    }
+    this.#entries.push({ command, resolve, reject });
+    return true;
   }
 
   /** Hands a reply to the oldest waiting command. A reply nobody asked for is EPROTOCOL. */
