@@ -22,7 +22,7 @@ import { authenticate, cleartextRefusal } from "./auth/index.js";
 import { checkClientName } from "./envelope.js";
 import { SendStream, sendFromSource } from "./send-stream.js";
 import { checkMessage, type MessageInput } from "./message.js";
-import { runTransaction, type TransactionSession } from "./transaction.js";
+import { runTransaction, type TransactionSession, type TransactionState } from "./transaction.js";
 import { OperationQueue, type Operation } from "./operation-queue.js";
 import { createTranscript, type Transcript } from "./logger.js";
 import { settle } from "./callback.js";
@@ -57,14 +57,11 @@ export class SMTPConnection extends EventEmitter {
   #transcript: Transcript;
   #state: "new" | "connecting" | "ready" | "closed" = "new";
   #fatal: SMTPError | undefined;
-  #needsReset = false;
+  #transactionState: TransactionState = { needsReset: false, finalsPending: 0, envelopesSent: 0 };
   #upgradeReady = false;
   #quitting = false;
   #errorEmitted = false;
   #operations = new OperationQueue();
-  /** Transactions that handed the wire over and still wait for their final reply. */
-  #finalsPending = 0;
-  #envelopesSent = 0;
   #sessionView: TransactionSession | undefined;
   #timers = new Set<NodeJS.Timeout>();
   #died!: (err: SMTPError) => void;
@@ -131,7 +128,7 @@ export class SMTPConnection extends EventEmitter {
       this.#enqueue(async () => {
         const reply = await this.#queue.send("RSET", "RSET");
         if (reply.code !== REPLY.OK) throw fromReply("EPROTOCOL", "Could not reset session state", reply, "RSET");
-        this.#needsReset = false;
+        this.#transactionState.needsReset = false;
         return true;
       }),
       callback,
@@ -325,7 +322,6 @@ export class SMTPConnection extends EventEmitter {
   #session(): TransactionSession {
     const cached = this.#sessionView;
     if (cached && cached.socket === this.#pipeline!.socket && cached.extensions === this.#extensions && cached.secure === this.secure) return cached;
-    const connection = this;
     const canPipeline = this.options.pipelining !== false && this.#extensions.has("PIPELINING");
     return (this.#sessionView = {
       queue: this.#queue,
@@ -335,24 +331,7 @@ export class SMTPConnection extends EventEmitter {
       lmtp: Boolean(this.options.lmtp),
       canPipeline,
       canChunk: canPipeline && Boolean(this.options.chunking) && this.#extensions.has("CHUNKING"),
-      get needsReset() {
-        return connection.#needsReset;
-      },
-      set needsReset(value: boolean) {
-        connection.#needsReset = value;
-      },
-      get finalsPending() {
-        return connection.#finalsPending;
-      },
-      set finalsPending(value: number) {
-        connection.#finalsPending = value;
-      },
-      get envelopesSent() {
-        return connection.#envelopesSent;
-      },
-      set envelopesSent(value: number) {
-        connection.#envelopesSent = value;
-      },
+      state: this.#transactionState,
       abort: (err) => this.#teardown(err, { reported: true }),
     });
   }

@@ -22,17 +22,8 @@ import type { CommandQueue } from "./command-queue.js";
 import { bdatChannel, dataChannel, type BodyChannel } from "./body.js";
 import type { SendStream } from "./send-stream.js";
 
-/** What a transaction needs from the connection. */
-export interface TransactionSession {
-  readonly queue: CommandQueue;
-  readonly socket: Socket;
-  readonly extensions: ReadonlyMap<string, string[]>;
-  readonly secure: boolean;
-  readonly lmtp: boolean;
-  /** PIPELINING advertised and not disabled. */
-  readonly canPipeline: boolean;
-  /** Send the body with BDAT: asked for, CHUNKING advertised, and pipelining possible. */
-  readonly canChunk: boolean;
+/** What the transactions on one connection know of one another. */
+export interface TransactionState {
   /** The last transaction failed: RSET before the next MAIL. */
   needsReset: boolean;
   /**
@@ -45,6 +36,21 @@ export interface TransactionSession {
    * asks for RSET only if no envelope (led by RSET) went out behind it meanwhile.
    */
   envelopesSent: number;
+}
+
+/** What a transaction needs from the connection. */
+export interface TransactionSession {
+  readonly queue: CommandQueue;
+  readonly socket: Socket;
+  readonly extensions: ReadonlyMap<string, string[]>;
+  readonly secure: boolean;
+  readonly lmtp: boolean;
+  /** PIPELINING advertised and not disabled. */
+  readonly canPipeline: boolean;
+  /** Send the body with BDAT: asked for, CHUNKING advertised, and pipelining possible. */
+  readonly canChunk: boolean;
+  /** What the connection's transactions know of one another; shared, so mutable. */
+  readonly state: TransactionState;
   /**
    * Closes the connection at once (no terminator, no QUIT); pending and queued operations
    * fail with `err`. The caller reports its own failure, so no `error` event follows.
@@ -112,7 +118,7 @@ function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mai
 /** MAIL, RCPT... and DATA as one write, then every reply. */
 async function pipelinedEnvelope(session: TransactionSession, prepared: PreparedEnvelope): Promise<EnvelopeResult> {
   const { queue, socket } = session;
-  const reset = session.needsReset || session.finalsPending > 0;
+  const reset = session.state.needsReset || session.state.finalsPending > 0;
   // With BDAT there is no DATA: the first chunk follows the envelope directly.
   const data = !session.canChunk;
   const group = [
@@ -132,7 +138,7 @@ async function pipelinedEnvelope(session: TransactionSession, prepared: Prepared
 /** One command at a time, stopping at the first thing that makes going on pointless. */
 async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope): Promise<EnvelopeResult> {
   const { queue } = session;
-  const reset = session.needsReset ? await queue.send("RSET", "RSET") : undefined;
+  const reset = session.state.needsReset ? await queue.send("RSET", "RSET") : undefined;
   if (reset && !isPositive(reset)) return judgeEnvelope(prepared, reset, reset, [], undefined);
   const mail = await queue.send("MAIL FROM", prepared.mailLine);
   if (!isPositive(mail)) return judgeEnvelope(prepared, reset, mail, [], undefined);
@@ -151,7 +157,7 @@ async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedE
  */
 async function awaitFinal(session: TransactionSession, channel: BodyChannel, handOver: () => void, refused: () => void): Promise<Reply[]> {
   if (session.canPipeline) {
-    session.finalsPending++;
+    session.state.finalsPending++;
     handOver();
   }
   try {
@@ -162,7 +168,7 @@ async function awaitFinal(session: TransactionSession, channel: BodyChannel, han
     }
     return await readAll(channel.finalReplies);
   } finally {
-    if (session.canPipeline) session.finalsPending--;
+    if (session.canPipeline) session.state.finalsPending--;
   }
 }
 
@@ -189,16 +195,16 @@ async function transact(session: TransactionSession, envelope: Envelope, message
   if (stream?.abortReason) throw stream.abortReason;
   const started = Date.now();
   // Counted as it is written (both envelope writers write their first line at once).
-  const envelopeNumber = ++session.envelopesSent;
+  const envelopeNumber = ++session.state.envelopesSent;
   const result = session.canPipeline ? await pipelinedEnvelope(session, prepared) : await stepwiseEnvelope(session, prepared);
-  session.needsReset = false;
+  session.state.needsReset = false;
   /** The message was refused after the hand-over: RSET first, unless a later envelope already led with it. */
   const refused = () => {
-    if (session.envelopesSent === envelopeNumber) session.needsReset = true;
+    if (session.state.envelopesSent === envelopeNumber) session.state.needsReset = true;
   };
 
   if (result.error) {
-    session.needsReset = true;
+    session.state.needsReset = true;
     // A server that opened DATA although the envelope failed gets an empty body so the
     // session leaves data mode; with no valid recipient nothing can be delivered.
     if (result.dataOpen) {
