@@ -12,7 +12,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Readable } from "node:stream";
-import { SMTPConnection, type SMTPConnectionOptions, type SMTPError } from "../lib/index.js";
+import { SMTPConnection, SMTPError, type SMTPConnectionOptions } from "../lib/index.js";
 import { acceptEnvelope, acceptPipelinedEnvelope, greetAndEhlo, startFaultServer, type FaultConnection, type Step } from "./helpers/fault-server.js";
 import { startServer } from "./helpers/server.js";
 import { settlesWithin } from "./helpers/callbacks.js";
@@ -46,15 +46,16 @@ function outcomes<T>(promises: Promise<T>[]): Promise<(T | SMTPError)[]> {
  */
 function overlappedPair(firstFinal: string, atTerminator: Step[] = []): Step[] {
   return [
-    ...greetAndEhlo(["PIPELINING"]),
-    ...acceptPipelinedEnvelope(),
-    { expectData: true },
-    ...atTerminator,
-    ...overlappedEnvelope,
+    ...untilOverlapped(atTerminator),
     { send: `${firstFinal}\r\n250 2.0.0 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n` },
     { expectData: true },
     { send: "250 2.0.0 second queued\r\n" },
   ];
+}
+
+/** Up to the point where the first body and the second envelope are in and nothing is answered yet. */
+function untilOverlapped(atTerminator: Step[] = []): Step[] {
+  return [...greetAndEhlo(["PIPELINING"]), ...acceptPipelinedEnvelope(), { expectData: true }, ...atTerminator, ...overlappedEnvelope];
 }
 
 test("a queued send's envelope follows the terminator before the final reply: one round trip per message", async () => {
@@ -116,14 +117,7 @@ test("a queued stream destroyed before its turn writes nothing, and the send beh
 });
 
 test("a 421 as the first final reply fails both sends, temporary, and closes the connection", async () => {
-  const fault = await startFaultServer([
-    ...greetAndEhlo(["PIPELINING"]),
-    ...acceptPipelinedEnvelope(),
-    { expectData: true },
-    ...overlappedEnvelope,
-    { send: "421 4.3.2 shutting down\r\n" },
-    { close: true },
-  ]);
+  const fault = await startFaultServer([...untilOverlapped(), { send: "421 4.3.2 shutting down\r\n" }, { close: true }]);
   const conn = await connected(fault.port);
   const ended = new Promise<void>((resolve) => conn.once("end", resolve));
   const [first, second] = await outcomes([conn.send(env(1), "one"), conn.send(env(2), "two")]);
@@ -138,7 +132,7 @@ test("a 421 as the first final reply fails both sends, temporary, and closes the
 });
 
 test("the connection lost after the first terminator fails both sends with ECONNECTION", async () => {
-  const fault = await startFaultServer([...greetAndEhlo(["PIPELINING"]), ...acceptPipelinedEnvelope(), { expectData: true }, ...overlappedEnvelope, { reset: true }]);
+  const fault = await startFaultServer([...untilOverlapped(), { reset: true }]);
   const conn = await connected(fault.port);
   conn.on("error", () => {});
   const results = (await outcomes([conn.send(env(1), "one"), conn.send(env(2), "two")])) as SMTPError[];
@@ -154,15 +148,22 @@ test("a server that stalls after the overlapped envelope fails both sends with E
     [{ stall: true }, "ETIMEDOUT"],
     [{ send: "hello there\r\n" }, "EPROTOCOL"],
   ] as [Step, string][]) {
-    const server = await startFaultServer([...greetAndEhlo(["PIPELINING"]), ...acceptPipelinedEnvelope(), { expectData: true }, ...overlappedEnvelope, fault, { stall: true }]);
+    const server = await startFaultServer([...untilOverlapped(), fault, { stall: true }]);
     const conn = await connected(server.port, { socketTimeout: 200 });
-    conn.on("error", () => {});
+    const emitted: SMTPError[] = [];
+    conn.on("error", (err: SMTPError) => emitted.push(err));
+    const ended = new Promise<void>((resolve) => conn.once("end", resolve));
     const results = (await outcomes([conn.send(env(1), "one"), conn.send(env(2), "two")])) as SMTPError[];
     assert.equal(
       results.map((err) => err.code),
       [code, code],
       `after ${JSON.stringify(fault)}`,
     );
+    assert.ok(results.every((err) => err instanceof SMTPError), "SMTPErrors");
+    await settlesWithin(ended, 2000, "end");
+    // One failure, told once: the same error to both sends and at most one 'error' event.
+    assert.is(results[0], results[1]);
+    assert.ok(emitted.length <= 1 && emitted.every((err) => err === results[0]), `one 'error' event at most (${emitted.length})`);
     await server.close();
   }
 });
