@@ -76,7 +76,9 @@ function socketSink(socket: Socket, encode: (chunk: Buffer, write: (bytes: Buffe
       return !full;
     },
     end() {
-      if (stopped) return;
+      // A dead connection takes no end of data: the message must not count as possibly
+      // delivered (outcome.ts) because of a terminator that never left.
+      if (stopped || socket.destroyed) return;
       // The socket stays corked until the current turn's promise jobs have run: the next
       // queued send writes its envelope in them (see OperationQueue), so the terminator and
       // that envelope leave in one write and reach the server as one flight.

@@ -2,8 +2,9 @@
  * LMTP's end of data gets one reply per accepted recipient (RFC 2033 §4.2), so a fault
  * between those replies leaves the message delivered to some recipients and not to
  * others. What the caller gets then is pinned here (the README's Failure behaviour section says it):
- * the send fails like any fault after the terminator, and the error does not say which
- * recipients already have the message.
+ * the send fails like any fault after the terminator (deliveryState "unknown"), and its
+ * `recipients` say who already has the message: the first recipient "accepted", the
+ * second "deferred" with the failure.
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -46,6 +47,14 @@ for (const [fault, steps, code] of [
     assert.is(err.code, code);
     assert.is(err.command, "DATA");
     assert.is(err.temporary, true);
+    assert.is(err.deliveryState, "unknown");
+    assert.equal(
+      err.recipients!.map((r) => [r.address, r.status]),
+      [
+        ["first@example.test", "accepted"],
+        ["second@example.test", "deferred"],
+      ],
+    );
     const c = await server.connection();
     assert.ok(c.data[0]?.toString().endsWith("\r\n.\r\n"), "the whole message went out: the first recipient has it");
     await server.close();
