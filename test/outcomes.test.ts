@@ -7,7 +7,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { SMTPConnection, SMTPError, type RecipientOutcome, type SMTPConnectionOptions } from "../lib/index.js";
-import { acceptPipelinedEnvelope, greetAndEhlo, startFaultServer, type Step } from "./helpers/fault-server.js";
+import { acceptLmtpEnvelope, acceptPipelinedEnvelope, greetAndEhlo, startFaultServer, type Step } from "./helpers/fault-server.js";
 import { startServer } from "./helpers/server.js";
 import { settlesWithin } from "./helpers/callbacks.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
@@ -200,19 +200,7 @@ test("bad input is not-sent and names no recipients", async () => {
 
 /** An LMTP server accepting two recipients, then answering the data with `finals`. */
 function lmtpServer(finals: string[], extra: Step[] = []): Step[] {
-  return [
-    { send: "220 lmtp.example.test LMTP\r\n" },
-    { expect: /^LHLO / },
-    { send: "250-lmtp.example.test\r\n250 PIPELINING\r\n" },
-    { expect: /^MAIL FROM/ },
-    { expect: /^RCPT TO/ },
-    { expect: /^RCPT TO/ },
-    { expect: "DATA" },
-    { send: "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n" },
-    { expectData: true },
-    ...finals.map((line) => ({ send: `${line}\r\n` })),
-    ...extra,
-  ];
+  return [...acceptLmtpEnvelope(2), { expectData: true }, ...finals.map((line) => ({ send: `${line}\r\n` })), ...extra];
 }
 const lmtpEnv = { from: "s@example.test", to: ["first@example.test", "second@example.test"] };
 

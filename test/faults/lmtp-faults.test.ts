@@ -9,7 +9,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { SMTPConnection, type SMTPError } from "../../lib/index.js";
-import { startFaultServer, type Step } from "../helpers/fault-server.js";
+import { acceptLmtpEnvelope, startFaultServer, type Step } from "../helpers/fault-server.js";
 import { settlesWithin } from "../helpers/callbacks.js";
 import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
 import { HANG_MS, assertNothingOpen, assertSMTPError } from "./harness.js";
@@ -18,19 +18,7 @@ const unhandled = trackUnhandled();
 const env = { from: "sender@example.test", to: ["first@example.test", "second@example.test"] };
 
 function lmtp(afterFirstReply: Step[]): Step[] {
-  return [
-    { send: "220 lmtp.example.test LMTP\r\n" },
-    { expect: /^LHLO / },
-    { send: "250-lmtp.example.test\r\n250 PIPELINING\r\n" },
-    { expect: /^MAIL FROM/ },
-    { expect: /^RCPT TO/ },
-    { expect: /^RCPT TO/ },
-    { expect: "DATA" },
-    { send: "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n" },
-    { expectData: true },
-    { send: "250 2.0.0 <first@example.test> Saved\r\n" },
-    ...afterFirstReply,
-  ];
+  return [...acceptLmtpEnvelope(2), { expectData: true }, { send: "250 2.0.0 <first@example.test> Saved\r\n" }, ...afterFirstReply];
 }
 
 for (const [fault, steps, code] of [
