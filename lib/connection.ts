@@ -63,6 +63,10 @@ export class SMTPConnection extends EventEmitter {
   #operations = new OperationQueue();
   #sessionView: TransactionSession | undefined;
   #timers = new Set<NodeJS.Timeout>();
+  /** Errors an `error` listener received: a call without a callback need not report them again (callback.ts). */
+  #deliveredErrors = new WeakSet<object>();
+  readonly #delivered = (err: unknown): boolean =>
+    err instanceof Error && (this.#deliveredErrors.has(err) || (err.cause instanceof Error && this.#deliveredErrors.has(err.cause)));
   #died!: (err: SMTPError) => void;
   #whenDead: Promise<never>;
   #closedWith!: (reason: SMTPError | undefined) => void;
@@ -100,21 +104,21 @@ export class SMTPConnection extends EventEmitter {
   connect(): Promise<void>;
   connect(callback: Callback<void>): void;
   connect(callback?: Callback<void>): Promise<void> | void {
-    return settle(this.#connect(), callback);
+    return settle(this.#connect(), callback, this.#delivered);
   }
 
   /** Authenticates; resolves once the server said 235. */
   login(auth: AuthCredentials): Promise<void>;
   login(auth: AuthCredentials, callback: Callback<void>): void;
   login(auth: AuthCredentials, callback?: Callback<void>): Promise<void> | void {
-    return settle(this.#enqueue(() => this.#login(auth)), callback);
+    return settle(this.#enqueue(() => this.#login(auth)), callback, this.#delivered);
   }
 
   /** Sends one message (string, Buffer or Readable) and resolves with its SendInfo. */
   send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable): Promise<SendInfo>;
   send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, callback: Callback<SendInfo>): void;
   send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, callback?: Callback<SendInfo>): Promise<SendInfo> | void {
-    return settle(this.#send(envelope, message), callback);
+    return settle(this.#send(envelope, message), callback, this.#delivered);
   }
 
   /**
@@ -140,6 +144,7 @@ export class SMTPConnection extends EventEmitter {
         return true;
       }),
       callback,
+      this.#delivered,
     );
   }
 
@@ -156,12 +161,18 @@ export class SMTPConnection extends EventEmitter {
             await Promise.race([reply, this.#delay(Math.min(QUIT_WAIT_MS, readTimeout(this.options, "socketTimeout")))]).catch(() => undefined);
             this.#teardown();
           }).catch(() => this.#teardown());
-    return settle(done, callback);
+    return settle(done, callback, this.#delivered);
   }
 
   /** Closes the socket now, without QUIT. Pending operations fail with ECONNECTION. */
   close(): void {
     this.#teardown();
+  }
+
+  /** Records an `error` that reaches a listener, for the rule on calls without a callback (callback.ts). */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === "error" && args[0] instanceof Error && this.listenerCount("error") > 0) this.#deliveredErrors.add(args[0]);
+    return super.emit(event, ...args);
   }
 
   // ---- connection set-up -------------------------------------------------------------
