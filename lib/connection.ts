@@ -328,13 +328,13 @@ export class SMTPConnection extends EventEmitter {
    * waiting go out in call order on the one connection. A transaction (`overlap`) may start
    * once the one before it handed the wire over (see OperationQueue).
    */
-  #enqueue<T>(operation: Operation<T>, overlap = false, guarded = true): Promise<T> {
+  #enqueue<T>(operation: Operation<T>, overlap = false, guarded = true, atOnce = false): Promise<T> {
     // A call that races the connection's death (a relay that has not seen `end` yet) must
     // not read as a refusal of its message: nothing was tried, so it is temporary.
     if (this.#state === "closed") return Promise.reject(new SMTPError("ECONNECTION", "Connection is closed", { command: "API", temporary: true, cause: this.#fatal }));
     if (this.#state === "new") return Promise.reject(new SMTPError("ECONNECTION", "Not connected: call connect() first", { command: "API", temporary: false }));
     const guard = () => this.#assertOpen();
-    return this.#operations.run(operation, { overlap, guard: guarded ? guard : undefined });
+    return this.#operations.run(operation, { overlap, guard: guarded ? guard : undefined, atOnce });
   }
 
   /** An operation whose turn came after the connection died gets its own error ("API": it wrote nothing). */
@@ -349,7 +349,8 @@ export class SMTPConnection extends EventEmitter {
    */
   #transaction(envelope: Envelope, message: SendStream | Buffer): Promise<SendInfo> {
     const open = () => (this.#assertOpen(), this.#session());
-    return this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#extensions.keys()], handOver), true, false);
+    // A whole message starts at once when nothing is queued: the shortest path for a send awaited.
+    return this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#extensions.keys()], handOver), true, false, Buffer.isBuffer(message));
   }
 
   /** What transactions see of the connection; made again only when the socket, TLS or EHLO changed. */
