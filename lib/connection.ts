@@ -10,7 +10,7 @@
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
-import type { AuthCredentials, Callback, Envelope, Reply, SendInfo, SMTPConnectionOptions } from "./types.js";
+import type { AuthCredentials, Callback, Envelope, OperationOptions, Reply, SendInfo, SMTPConnectionOptions } from "./types.js";
 import { badInput, fromReply, fromSocketError, greetingTimeoutError, protocolError, replyText, SMTPError, REPLY } from "./errors.js";
 import { CommandQueue } from "./command-queue.js";
 import { ReplyPipeline } from "./reply-pipeline.js";
@@ -20,12 +20,13 @@ import { defaultClientName, openOptions, readTimeout } from "./options.js";
 import { applyTlsPolicy, startTlsInjection, type StartTlsSession } from "./starttls.js";
 import { authenticate, cleartextRefusal } from "./auth/index.js";
 import { checkClientName } from "./envelope.js";
-import { SendStream, sendFromSource } from "./send-stream.js";
+import { SendStream, sendBytes, sendFromSource } from "./send-stream.js";
 import { checkMessage, type MessageInput } from "./message.js";
 import { runTransaction, type TransactionSession, type TransactionState } from "./transaction.js";
 import { OperationQueue, type Operation } from "./operation-queue.js";
 import { createTranscript, type Transcript } from "./logger.js";
 import { settle } from "./callback.js";
+import { abortError, readCallArgs, watchSignal } from "./abort.js";
 
 /** QUIT is a courtesy: never wait longer than this for its 221. */
 const QUIT_WAIT_MS = 5000;
@@ -88,35 +89,50 @@ export class SMTPConnection extends EventEmitter {
     return this.#extensionsView;
   }
 
-  /** Connects, reads the greeting, says EHLO and applies the STARTTLS policy. */
-  connect(): Promise<void>;
+  /**
+   * Connects, reads the greeting, says EHLO and applies the STARTTLS policy. An aborted
+   * `signal` closes the connection.
+   */
+  connect(options?: OperationOptions): Promise<void>;
   connect(callback: Callback<void>): void;
-  connect(callback?: Callback<void>): Promise<void> | void {
-    return settle(this.#connect(), callback);
+  connect(options: OperationOptions, callback: Callback<void>): void;
+  connect(options?: OperationOptions | Callback<void>, callback?: Callback<void>): Promise<void> | void {
+    return this.#settleCall([options, callback], (signal) => this.#cancellable(signal, "connect()", (begin) => this.#connect(begin)));
   }
 
-  /** Authenticates; resolves once the server said 235. */
-  login(auth: AuthCredentials): Promise<void>;
+  /**
+   * Authenticates; resolves once the server said 235. An aborted `signal` rejects at once;
+   * if AUTH had started, the connection is closed (a SASL exchange has no clean way back).
+   */
+  login(auth: AuthCredentials, options?: OperationOptions): Promise<void>;
   login(auth: AuthCredentials, callback: Callback<void>): void;
-  login(auth: AuthCredentials, callback?: Callback<void>): Promise<void> | void {
-    return settle(this.#enqueue(() => this.#login(auth)), callback);
+  login(auth: AuthCredentials, options: OperationOptions, callback: Callback<void>): void;
+  login(auth: AuthCredentials, options?: OperationOptions | Callback<void>, callback?: Callback<void>): Promise<void> | void {
+    return this.#settleCall([options, callback], (signal) => this.#cancellable(signal, "login()", (begin) => this.#enqueue(() => this.#login(auth, begin))));
   }
 
-  /** Sends one message (string, Buffer or Readable) and resolves with its SendInfo. */
-  send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable): Promise<SendInfo>;
+  /**
+   * Sends one message (string, Buffer or Readable) and resolves with its SendInfo. See
+   * OperationOptions for what an aborted `signal` does at each point.
+   */
+  send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, options?: OperationOptions): Promise<SendInfo>;
   send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, callback: Callback<SendInfo>): void;
-  send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, callback?: Callback<SendInfo>): Promise<SendInfo> | void {
-    return settle(this.#send(envelope, message), callback);
+  send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, options: OperationOptions, callback: Callback<SendInfo>): void;
+  send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, options?: OperationOptions | Callback<SendInfo>, callback?: Callback<SendInfo>): Promise<SendInfo> | void {
+    return this.#settleCall([options, callback], (signal) => this.#send(envelope, message, signal));
   }
 
   /**
    * Starts the envelope now and returns the Writable to pipe the message into. It
    * finishes once the server accepted the message (`stream.info`), or is destroyed with
-   * the SMTPError that stopped it.
+   * the SMTPError that stopped it (an aborted `signal` destroys it as destroy() would,
+   * until its end of data has left).
    */
-  createSendStream(envelope: Envelope): SendStream {
+  createSendStream(envelope: Envelope, options?: OperationOptions): SendStream {
     const stream = new SendStream();
-    this.#transaction(envelope, stream).catch((err: SMTPError) => stream.fail(err));
+    const { signal, refusal } = readCallArgs([options]);
+    if (refusal) stream.destroy(refusal);
+    else this.#startSendStream(envelope, stream, signal, "createSendStream()");
     return stream;
   }
 
@@ -158,7 +174,9 @@ export class SMTPConnection extends EventEmitter {
 
   // ---- connection set-up -------------------------------------------------------------
 
-  async #connect(): Promise<void> {
+  /** `begin` is the caller's signal's check (see #cancellable). */
+  async #connect(begin: () => void): Promise<void> {
+    begin();
     if (this.#state !== "new") throw new SMTPError("ECONNECTION", this.#state === "closed" ? "Connection is closed" : "connect() was already called", { command: "API" });
     this.#state = "connecting";
     // Counted (by the operation queue) before the handshake starts: a failure it throws
@@ -336,7 +354,9 @@ export class SMTPConnection extends EventEmitter {
     });
   }
 
-  async #login(auth: AuthCredentials): Promise<void> {
+  /** `begin` is the caller's signal's check (see #cancellable); it runs when the login's turn comes. */
+  async #login(auth: AuthCredentials, begin: () => void): Promise<void> {
+    begin();
     if (!auth || typeof auth !== "object") throw badInput("login() needs an object with user and pass (or oauth2)", "EAUTH", "AUTH");
     if (this.authenticated) throw new SMTPError("EAUTH", "Already authenticated on this connection", { command: "AUTH", temporary: false });
     const refusal = cleartextRefusal({ host: this.host, remoteAddress: this.#pipeline?.socket.remoteAddress, secure: this.secure, allowInsecureAuth: this.options.allowInsecureAuth });
@@ -355,7 +375,20 @@ export class SMTPConnection extends EventEmitter {
     this.authenticated = true;
   }
 
-  #send(envelope: Envelope, message: MessageInput): Promise<SendInfo> {
+  /** Queues the transaction of `stream`, which `signal` abandons until its end of data has left. */
+  #startSendStream(envelope: Envelope, stream: SendStream, signal: AbortSignal | undefined, what: string): void {
+    if (signal?.aborted) return void stream.destroy(abortError(signal, what, "API"));
+    if (signal) {
+      const stop = watchSignal(signal, () => {
+        const { phase } = stream;
+        stream.abort(abortError(signal, what, phase === "queued" ? "API" : (this.#queue.head ?? (phase === "body" ? "DATA" : "MAIL FROM"))));
+      });
+      stream.once("close", stop);
+    }
+    this.#transaction(envelope, stream).catch((err: SMTPError) => stream.fail(err));
+  }
+
+  #send(envelope: Envelope, message: MessageInput, signal: AbortSignal | undefined): Promise<SendInfo> {
     let checked: ReturnType<typeof checkMessage>;
     try {
       checked = checkMessage(message);
@@ -365,9 +398,48 @@ export class SMTPConnection extends EventEmitter {
     }
     // The whole message is here: no stream needed, and body and terminator go out in one
     // write. Returned as is (not awaited here), so its result reaches the caller one
-    // promise hop sooner.
-    if ("bytes" in checked) return this.#transaction(envelope, checked.bytes);
-    return sendFromSource(checked.source, this.createSendStream(envelope));
+    // promise hop sooner. With a signal it goes through a SendStream, whose abort
+    // handling covers every phase of the send.
+    if (!signal && "bytes" in checked) return this.#transaction(envelope, checked.bytes);
+    const stream = new SendStream();
+    this.#startSendStream(envelope, stream, signal, "send()");
+    return "bytes" in checked ? sendBytes(checked.bytes, stream) : sendFromSource(checked.source, stream);
+  }
+
+  // ---- the public edge -------------------------------------------------------------
+
+  /** Reads a call's trailing `(options?, callback?)`, runs `operation` with the signal, and settles the callback or returns the Promise. */
+  #settleCall<T>(args: unknown[], operation: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> | void {
+    const { signal, callback, refusal } = readCallArgs<T>(args);
+    return settle(refusal ? Promise.reject(refusal) : operation(signal), callback);
+  }
+
+  /**
+   * Runs an operation that `signal` may cancel; `run` calls `begin` when the operation's
+   * turn comes (begin throws if the signal aborted meanwhile, so nothing is written). An
+   * abort rejects at once: before the turn the operation then does nothing; during it the
+   * connection is closed, as there is no clean way out of a handshake or SASL exchange.
+   * The signal's listener goes when the operation settles.
+   */
+  #cancellable<T>(signal: AbortSignal | undefined, what: string, run: (begin: () => void) => Promise<T>): Promise<T> {
+    if (!signal) return run(() => {});
+    if (signal.aborted) return Promise.reject(abortError(signal, what, "API"));
+    let begun = false;
+    return new Promise<T>((resolve, reject) => {
+      const stop = watchSignal(signal, () => {
+        const err = abortError(signal, what, begun ? (this.#queue.head ?? "CONN") : "API");
+        reject(err);
+        if (begun) this.#teardown(new SMTPError("ECONNECTION", `Connection closed because ${what} was aborted`, { command: err.command, temporary: true, cause: err }), { reported: true });
+      });
+      const begin = () => {
+        if (signal.aborted) throw abortError(signal, what, "API");
+        begun = true;
+      };
+      run(begin).then(
+        (value) => (stop(), resolve(value)),
+        (err: unknown) => (stop(), reject(err)),
+      );
+    });
   }
 
   // ---- timers and teardown ---------------------------------------------------------

@@ -33,7 +33,15 @@ export interface SMTPErrorFields {
   recipient?: string;
   rejected?: string[];
   rejectedErrors?: SMTPError[];
+  deliveryState?: DeliveryState;
 }
+
+/**
+ * Whether the server may have the message a failed send carried: "not-sent" (it cannot:
+ * refused, or failed before its end of data left), "rejected" (refused at its final reply),
+ * "unknown" (the end of data was written and no final reply came).
+ */
+export type DeliveryState = "not-sent" | "rejected" | "unknown";
 
 /** The one error class of smtp-wire. */
 export class SMTPError extends Error {
@@ -55,13 +63,15 @@ export class SMTPError extends Error {
   rejected?: string[];
   /** One error per refused recipient, for envelope failures. */
   rejectedErrors?: SMTPError[];
+  /** For a failed send: whether the server may have the message (see DeliveryState). */
+  deliveryState?: DeliveryState;
 
   constructor(code: SMTPErrorCode, message: string, fields: SMTPErrorFields = {}) {
     super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
     this.name = "SMTPError";
     this.code = code;
     this.temporary = fields.temporary ?? false;
-    for (const key of ["response", "responseCode", "enhancedCode", "command", "recipient", "rejected", "rejectedErrors"] as const) {
+    for (const key of ["response", "responseCode", "enhancedCode", "command", "recipient", "rejected", "rejectedErrors", "deliveryState"] as const) {
       if (fields[key] !== undefined) (this as Record<string, unknown>)[key] = fields[key];
     }
   }

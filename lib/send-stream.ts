@@ -48,6 +48,7 @@ export class SendStream extends Writable {
   #finalDone: Done | undefined;
   #aborted!: (err: SMTPError) => void;
   #settled = false;
+  #begun = false;
   #bodyEnded = false;
   #abortReason: SMTPError | undefined;
   /** Resolves with the reason when the stream is destroyed before the message completed. */
@@ -141,6 +142,29 @@ export class SendStream extends Writable {
     return this.#abortReason;
   }
 
+  /**
+   * How far the send got: waiting its turn in the queue, its envelope on the wire, its body
+   * flowing, or its end of data sent (then nothing can take the message back).
+   */
+  get phase(): "queued" | "envelope" | "body" | "ended" {
+    return this.#bodyEnded ? "ended" : this.#sink ? "body" : this.#begun ? "envelope" : "queued";
+  }
+
+  /** Called by the transaction when its turn came, just before the envelope is written. */
+  begin(): void {
+    this.#begun = true;
+  }
+
+  /**
+   * The caller's AbortSignal fired: abandons the message as destroy() does, unless its end
+   * of data has left already. Then the server may have it, and the send settles with the
+   * server's reply rather than an error that would hide a delivery.
+   */
+  abort(err: SMTPError): void {
+    if (this.#bodyEnded || this.#settled) return;
+    this.destroy(err);
+  }
+
   /** Called by the transaction at 354: the body may flow now. */
   attach(sink: BodySink): void {
     // Destroyed while the envelope was out: not a byte of it may reach the server.
@@ -190,10 +214,7 @@ export class SendStream extends Writable {
  * it); a failed send destroys the source, so it is never left paused.
  */
 export async function sendFromSource(source: Readable, stream: SendStream): Promise<SendInfo> {
-  const result = new Promise<SendInfo>((resolve, reject) => {
-    stream.once("error", reject);
-    stream.once("finish", () => resolve(stream.info!));
-  });
+  const result = outcomeOf(stream);
   source.pipe(stream);
   try {
     return await result;
@@ -202,4 +223,23 @@ export async function sendFromSource(source: Readable, stream: SendStream): Prom
     source.destroy();
     throw err;
   }
+}
+
+/**
+ * send() with the whole message and an AbortSignal: through a SendStream, so an abort is
+ * handled by the one mechanism streams have (see SendStream.abort).
+ */
+export function sendBytes(bytes: Buffer, stream: SendStream): Promise<SendInfo> {
+  const result = outcomeOf(stream);
+  // Destroyed already (an aborted signal): its error is on its way, nothing to write.
+  if (!stream.destroyed) stream.end(bytes);
+  return result;
+}
+
+/** The SendInfo once the stream finished, or the error it was destroyed with. */
+function outcomeOf(stream: SendStream): Promise<SendInfo> {
+  return new Promise<SendInfo>((resolve, reject) => {
+    stream.once("error", reject);
+    stream.once("finish", () => resolve(stream.info!));
+  });
 }

@@ -12,7 +12,8 @@
  * envelope (led by RSET) goes out before this final reply arrives (OperationQueue).
  * A body that cannot be completed (source failed, stream destroyed, server answered
  * early) is never terminated: the connection is closed instead, so no partial message
- * can be delivered.
+ * can be delivered. A message abandoned before its body started ends with RSET, and the
+ * connection goes on, unless DATA's 354 had come (then it is closed as well).
  */
 import type { Socket } from "node:net";
 import type { Envelope, Reply, SendInfo } from "./types.js";
@@ -135,16 +136,28 @@ async function pipelinedEnvelope(session: TransactionSession, prepared: Prepared
   return judgeEnvelope(prepared, resetReply, mailReply!, rest, dataReply);
 }
 
-/** One command at a time, stopping at the first thing that makes going on pointless. */
-async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope): Promise<EnvelopeResult> {
+/** An envelope left unfinished because its message was abandoned: no error of its own. */
+const ABANDONED: EnvelopeResult = Object.freeze({ accepted: [], rejected: [], rejectedErrors: [], dataOpen: false });
+
+/**
+ * One command at a time, stopping at the first thing that makes going on pointless: a
+ * refusal, or the message being abandoned (then above all before DATA, whose 354 would
+ * leave closing the connection as the only way out).
+ */
+async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope, abandoned: () => boolean): Promise<EnvelopeResult> {
   const { queue } = session;
   const reset = session.state.needsReset ? await queue.send("RSET", "RSET") : undefined;
   if (reset && !isPositive(reset)) return judgeEnvelope(prepared, reset, reset, [], undefined);
+  if (abandoned()) return ABANDONED;
   const mail = await queue.send("MAIL FROM", prepared.mailLine);
   if (!isPositive(mail)) return judgeEnvelope(prepared, reset, mail, [], undefined);
   const rcpts: Reply[] = [];
-  for (const line of prepared.rcptLines) rcpts.push(await queue.send("RCPT TO", line));
+  for (const line of prepared.rcptLines) {
+    if (abandoned()) return ABANDONED;
+    rcpts.push(await queue.send("RCPT TO", line));
+  }
   if (!rcpts.some(isPositive)) return judgeEnvelope(prepared, reset, mail, rcpts, undefined);
+  if (abandoned()) return ABANDONED;
   const data = await queue.send("DATA", "DATA");
   return judgeEnvelope(prepared, reset, mail, rcpts, data);
 }
@@ -172,6 +185,29 @@ async function awaitFinal(session: TransactionSession, channel: BodyChannel, han
   }
 }
 
+/** What the sends queued behind a message that could not be completed get: their connection closed, not their message refused. */
+function closedForIncomplete(err: SMTPError, command: string): SMTPError {
+  return new SMTPError("ECONNECTION", `Connection closed because the message in progress could not be completed: ${err.message}`, { command, temporary: true, cause: err });
+}
+
+/**
+ * The message was abandoned (its stream destroyed, its signal aborted) while its envelope
+ * was out. Outside data mode RSET ends the transaction and the connection goes on (AUTH,
+ * for one, is refused inside a transaction). After DATA's 354 the server takes every byte
+ * as message text and only the end of data leaves that mode, which would deliver what it
+ * got: the connection is closed instead, as mid-body.
+ */
+async function abandonEnvelope(session: TransactionSession, dataOpen: boolean, reason: SMTPError): Promise<never> {
+  if (dataOpen) {
+    session.abort(closedForIncomplete(reason, "DATA"));
+    throw reason;
+  }
+  const reset = await session.queue.send("RSET", "RSET").catch(() => undefined);
+  // Refused or lost: the next transaction leads with RSET again (or finds the connection closed).
+  session.state.needsReset = !isPositive(reset);
+  throw reason;
+}
+
 /**
  * Runs one transaction; `handOver` lets the next send write its envelope (see awaitFinal).
  * The message is a SendStream (it finishes with the SendInfo, or is
@@ -191,12 +227,13 @@ export async function runTransaction(session: TransactionSession, envelope: Enve
 async function transact(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
   const stream = Buffer.isBuffer(message) ? undefined : message;
   const prepared = prepareEnvelope(envelope, session);
-  // Destroyed while queued behind other sends: nothing was written, nothing to undo.
+  // Destroyed (or aborted) while queued behind other sends: nothing was written, nothing to undo.
   if (stream?.abortReason) throw stream.abortReason;
+  stream?.begin();
   const started = Date.now();
   // Counted as it is written (both envelope writers write their first line at once).
   const envelopeNumber = ++session.state.envelopesSent;
-  const result = session.canPipeline ? await pipelinedEnvelope(session, prepared) : await stepwiseEnvelope(session, prepared);
+  const result = session.canPipeline ? await pipelinedEnvelope(session, prepared) : await stepwiseEnvelope(session, prepared, () => stream?.abortReason !== undefined);
   session.state.needsReset = false;
   /** The message was refused after the hand-over: RSET first, unless a later envelope already led with it. */
   const refused = () => {
@@ -213,6 +250,8 @@ async function transact(session: TransactionSession, envelope: Envelope, message
     }
     throw result.error;
   }
+  // Destroyed (or aborted) while its envelope was out: the body never starts.
+  if (stream?.abortReason) return abandonEnvelope(session, result.dataOpen, stream.abortReason);
 
   const envelopeTime = Date.now() - started;
   const bodyStarted = Date.now();
@@ -252,11 +291,7 @@ async function transact(session: TransactionSession, envelope: Envelope, message
     // Without the terminator (or the last chunk) the server discards what it got; closing
     // is the only way to leave the body without delivering a partial message. Sends queued
     // behind this one fail with ECONNECTION: the stream's own error is not theirs.
-    session.abort(
-      outcome.kind === "dead"
-        ? err
-        : new SMTPError("ECONNECTION", `Connection closed because the message in progress could not be completed: ${err.message}`, { command: outcome.kind === "early" ? outcome.command : "DATA", temporary: true, cause: err }),
-    );
+    session.abort(outcome.kind === "dead" ? err : closedForIncomplete(err, outcome.kind === "early" ? outcome.command : "DATA"));
     throw err;
   }
 
