@@ -16,7 +16,7 @@ import { CommandQueue } from "./command-queue.js";
 import { ReplyPipeline } from "./reply-pipeline.js";
 import { freezeExtensions, readGreeting, sayHello, type Extensions } from "./handshake.js";
 import { openSocket, watchForTlsMismatch } from "./socket.js";
-import { defaultClientName, openOptions, readTimeout } from "./options.js";
+import { defaultClientName, openOptions, readChunkSize, readTimeout } from "./options.js";
 import { applyTlsPolicy, startTlsInjection, type StartTlsSession } from "./starttls.js";
 import { authenticate, cleartextRefusal } from "./auth/index.js";
 import { checkClientName } from "./envelope.js";
@@ -356,6 +356,7 @@ export class SMTPConnection extends EventEmitter {
       lmtp: Boolean(this.options.lmtp),
       canPipeline,
       canChunk: canPipeline && Boolean(this.options.chunking) && this.#extensions.has("CHUNKING"),
+      bdatChunkSize: readChunkSize(this.options),
       state: this.#transactionState,
       abort: (err) => this.#teardown(err, { reported: true }),
     });

@@ -6,6 +6,10 @@
  * The transaction's state only moves forward:
  *   envelope (commands written, replies read) -> body (after 354: bytes flow through the
  *   DataEncoder) -> final (terminator sent, waiting for the final reply) -> done | failed.
+ * With BDAT (RFC 3030) the body starts in the envelope's write: its first chunk (the whole
+ * of a small message, as "BDAT n LAST") leaves with MAIL and RCPT, so a message costs one
+ * round trip; the rest waits until the envelope is accepted. A refused envelope is
+ * reported as over DATA; the server discards that chunk and its reply is dropped.
  * Every reply of a pipelined group is read before any is acted on, so we always know
  * whether the server is in DATA mode and whether RSET is needed before the next one.
  * With pipelining, the final state hands the wire to the next queued send, whose
@@ -20,7 +24,7 @@ import type { Envelope, Reply, SendInfo } from "./types.js";
 import { fromReply, replyText, SMTPError, REPLY } from "./errors.js";
 import { prepareEnvelope, type PreparedEnvelope } from "./envelope.js";
 import type { CommandQueue } from "./command-queue.js";
-import { bdatChannel, dataChannel, type BodyChannel } from "./body.js";
+import { bdatChannel, dataChannel, type BdatChannel, type BodyChannel } from "./body.js";
 import type { SendStream } from "./send-stream.js";
 
 /** What the transactions on one connection know of one another. */
@@ -50,6 +54,8 @@ export interface TransactionSession {
   readonly canPipeline: boolean;
   /** Send the body with BDAT: asked for, CHUNKING advertised, and pipelining possible. */
   readonly canChunk: boolean;
+  /** Payload bytes per BDAT chunk (the `bdatChunkSize` option). */
+  readonly bdatChunkSize: number;
   /** What the connection's transactions know of one another; shared, so mutable. */
   readonly state: TransactionState;
   /**
@@ -116,8 +122,11 @@ function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mai
   return result;
 }
 
-/** MAIL, RCPT... and DATA as one write, then every reply. */
-async function pipelinedEnvelope(session: TransactionSession, prepared: PreparedEnvelope): Promise<EnvelopeResult> {
+/**
+ * MAIL, RCPT... and DATA as one write, then every reply. With BDAT there is no DATA: the
+ * first chunk goes in the same write (RFC 3030 with RFC 2920), started by `startBody`.
+ */
+async function pipelinedEnvelope(session: TransactionSession, prepared: PreparedEnvelope, chunks?: BdatChannel, startBody?: () => void): Promise<EnvelopeResult> {
   const { queue, socket } = session;
   const reset = session.state.needsReset || session.state.finalsPending > 0;
   // With BDAT there is no DATA: the first chunk follows the envelope directly.
@@ -128,8 +137,19 @@ async function pipelinedEnvelope(session: TransactionSession, prepared: Prepared
     ...prepared.rcptLines.map((line) => ({ command: "RCPT TO", line })),
     ...(data ? [{ command: "DATA", line: "DATA" }] : []),
   ];
+  // LMTP: the number of replies to "BDAT n LAST" is the number of RCPTs accepted.
+  const firstRcpt = reset ? 2 : 1;
+  let accepted = 0;
+  const onEach =
+    chunks && session.lmtp
+      ? (reply: Reply, i: number) => {
+          if (i >= firstRcpt && isPositive(reply)) accepted++;
+          if (i === firstRcpt + prepared.rcptLines.length - 1) chunks.expectFinals(Math.max(1, accepted));
+        }
+      : undefined;
   socket.cork();
-  const replies = queue.sendGroup(group);
+  const replies = queue.sendGroup(group, onEach);
+  startBody?.();
   socket.uncork();
   const [resetReply, mailReply, ...rest] = reset ? await replies : [undefined, ...(await replies)];
   const dataReply = data ? rest.pop() : undefined;
@@ -174,34 +194,27 @@ async function awaitFinal(session: TransactionSession, channel: BodyChannel, han
     handOver();
   }
   try {
-    const refusedChunk = channel.chunkReplies.length ? (await readAll(channel.chunkReplies)).find((reply) => !isPositive(reply)) : undefined;
+    const replies = await readAll(channel.finalReplies);
+    // Chunk replies come before the final ones: all are in now.
+    const refusedChunk = channel.refusedChunk();
     if (refusedChunk) {
       refused();
       throw fromReply("EMESSAGE", "BDAT chunk refused", refusedChunk, "BDAT");
     }
-    return await readAll(channel.finalReplies);
+    return replies;
   } finally {
     if (session.canPipeline) session.state.finalsPending--;
   }
 }
 
-/** What the sends queued behind a message that could not be completed get: their connection closed, not their message refused. */
-function closedForIncomplete(err: SMTPError, command: string): SMTPError {
-  return new SMTPError("ECONNECTION", `Connection closed because the message in progress could not be completed: ${err.message}`, { command, temporary: true, cause: err });
-}
-
 /**
  * The message was abandoned (its stream destroyed, its signal aborted) while its envelope
- * was out. Outside data mode RSET ends the transaction and the connection goes on (AUTH,
- * for one, is refused inside a transaction). After DATA's 354 the server takes every byte
- * as message text and only the end of data leaves that mode, which would deliver what it
- * got: the connection is closed instead, as mid-body.
+ * was out and before any of its body: RSET ends the transaction and the connection goes on
+ * (AUTH, for one, is refused inside a transaction). After DATA's 354 the server takes
+ * every byte as message text and only the end of data leaves that mode, which would
+ * deliver what it got: that case is cut like a body, by closing the connection.
  */
-async function abandonEnvelope(session: TransactionSession, dataOpen: boolean, reason: SMTPError): Promise<never> {
-  if (dataOpen) {
-    session.abort(closedForIncomplete(reason, "DATA"));
-    throw reason;
-  }
+async function abandonEnvelope(session: TransactionSession, reason: SMTPError): Promise<never> {
   const reset = await session.queue.send("RSET", "RSET").catch(() => undefined);
   // Refused or lost: the next transaction leads with RSET again (or finds the connection closed).
   session.state.needsReset = !isPositive(reset);
@@ -224,6 +237,16 @@ export async function runTransaction(session: TransactionSession, envelope: Enve
   }
 }
 
+/** Lets the body flow into `channel`: the stream is attached, or the whole message written and ended. */
+function startBody(channel: BodyChannel, message: SendStream | Buffer): void {
+  const { sink } = channel;
+  if (!Buffer.isBuffer(message)) return message.attach(sink);
+  sink.cork?.();
+  sink.write(message);
+  sink.end();
+  sink.uncork?.();
+}
+
 async function transact(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
   const stream = Buffer.isBuffer(message) ? undefined : message;
   const prepared = prepareEnvelope(envelope, session);
@@ -233,7 +256,13 @@ async function transact(session: TransactionSession, envelope: Envelope, message
   const started = Date.now();
   // Counted as it is written (both envelope writers write their first line at once).
   const envelopeNumber = ++session.state.envelopesSent;
-  const result = session.canPipeline ? await pipelinedEnvelope(session, prepared) : await stepwiseEnvelope(session, prepared, () => stream?.abortReason !== undefined);
+  // BDAT: the body starts with the envelope, before its replies are known.
+  const chunks = session.canChunk ? bdatChannel(session.queue, session.socket, { chunkSize: session.bdatChunkSize, binary: prepared.binary }) : undefined;
+  const abandoned = () => stream?.abortReason !== undefined;
+  const result = await (session.canPipeline ? pipelinedEnvelope(session, prepared, chunks, chunks && (() => startBody(chunks, message))) : stepwiseEnvelope(session, prepared, abandoned)).catch((err: unknown) => {
+    chunks?.stop();
+    throw err;
+  });
   session.state.needsReset = false;
   /** The message was refused after the hand-over: RSET first, unless a later envelope already led with it. */
   const refused = () => {
@@ -241,6 +270,8 @@ async function transact(session: TransactionSession, envelope: Envelope, message
   };
 
   if (result.error) {
+    // Chunks already written are discarded by the server; their replies are read and dropped.
+    chunks?.stop();
     session.state.needsReset = true;
     // A server that opened DATA although the envelope failed gets an empty body so the
     // session leaves data mode; with no valid recipient nothing can be delivered.
@@ -250,20 +281,25 @@ async function transact(session: TransactionSession, envelope: Envelope, message
     }
     throw result.error;
   }
-  // Destroyed (or aborted) while its envelope was out: the body never starts.
-  if (stream?.abortReason) return abandonEnvelope(session, result.dataOpen, stream.abortReason);
+  // Destroyed (or aborted) while its envelope was out, before a byte of its body went:
+  // RSET ends the transaction. After DATA's 354, or once a BDAT chunk left, it is cut
+  // mid-body below instead.
+  const bodyWritten = result.dataOpen || (chunks !== undefined && (chunks.size() > 0 || chunks.ended()));
+  if (stream?.abortReason && !bodyWritten) {
+    chunks?.stop();
+    return abandonEnvelope(session, stream.abortReason);
+  }
 
   const envelopeTime = Date.now() - started;
   const bodyStarted = Date.now();
   const expected = session.lmtp ? result.accepted.length : 1;
-  const channel = session.canChunk ? bdatChannel(session.queue, session.socket, expected) : dataChannel(session.queue, session.socket, expected);
-  if (stream) stream.attach(channel.sink);
-  else {
-    const { sink } = channel;
-    sink.cork?.();
-    sink.write(message as Buffer);
-    sink.end();
-    sink.uncork?.();
+  let channel: BodyChannel;
+  if (chunks) {
+    chunks.accept();
+    channel = chunks;
+  } else {
+    channel = dataChannel(session.queue, session.socket, expected);
+    startBody(channel, message);
   }
 
   // A whole message (Buffer) has normally ended by now: no race to run. No never-settling
@@ -291,7 +327,11 @@ async function transact(session: TransactionSession, envelope: Envelope, message
     // Without the terminator (or the last chunk) the server discards what it got; closing
     // is the only way to leave the body without delivering a partial message. Sends queued
     // behind this one fail with ECONNECTION: the stream's own error is not theirs.
-    session.abort(outcome.kind === "dead" ? err : closedForIncomplete(err, outcome.kind === "early" ? outcome.command : "DATA"));
+    session.abort(
+      outcome.kind === "dead"
+        ? err
+        : new SMTPError("ECONNECTION", `Connection closed because the message in progress could not be completed: ${err.message}`, { command: outcome.kind === "early" ? outcome.command : "DATA", temporary: true, cause: err }),
+    );
     throw err;
   }
 

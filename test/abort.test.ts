@@ -273,7 +273,7 @@ test("aborted during a pipelined MAIL, RCPT, DATA group: closed after the 354, n
   await assertNothingOpen("pipelined abort");
 });
 
-test("aborted during a BDAT envelope (before the first chunk): RSET, and the connection goes on", async () => {
+test("aborted during a BDAT envelope, before a chunk left: RSET, and the connection goes on", async () => {
   const held = gate();
   const server = await startFaultServer([
     ...greetAndEhlo(["PIPELINING", "CHUNKING"]),
@@ -288,7 +288,10 @@ test("aborted during a BDAT envelope (before the first chunk): RSET, and the con
   ]);
   const conn = await connected(server.port, { chunking: true });
   const controller = new AbortController();
-  const result = outcome(conn.send(env(1), MESSAGE, { signal: controller.signal }), "send");
+  // Less than a chunk and not ended: nothing of the body can leave with the envelope.
+  const source = new PassThrough();
+  source.write("Subject: still coming\r\n\r\n");
+  const result = outcome(conn.send(env(1), source, { signal: controller.signal }), "send");
   await settlesWithin(held.reached, HANG_MS, "the envelope on the wire");
   const reason = new Error("deadline");
   controller.abort(reason);
@@ -302,6 +305,62 @@ test("aborted during a BDAT envelope (before the first chunk): RSET, and the con
   conn.close();
   await server.close();
   await assertNothingOpen("BDAT envelope abort");
+});
+
+test("BDAT: once a chunk left with the envelope, an abort closes the connection and BDAT LAST never follows", async () => {
+  const held = gate();
+  const server = await startFaultServer([
+    ...greetAndEhlo(["PIPELINING", "CHUNKING"]),
+    { expect: /^MAIL FROM/ },
+    { expect: /^RCPT TO/ },
+    { expect: "BDAT 16" },
+    { expectBytes: 16 },
+    held.step,
+    { send: "250 ok\r\n250 ok\r\n250 chunk ok\r\n" },
+    { call: (c) => c.whenClosed },
+  ]);
+  const conn = await connected(server.port, { chunking: true, bdatChunkSize: 16 });
+  const controller = new AbortController();
+  const source = new PassThrough();
+  source.write("Subject: 16 + 4\r\n\r\nmore");
+  const result = outcome(conn.send(env(1), source, { signal: controller.signal }), "send");
+  await settlesWithin(held.reached, HANG_MS, "the first chunk on the wire");
+  const reason = new Error("deadline");
+  controller.abort(reason);
+  assertAborted(await result, reason, /^(MAIL FROM|RCPT TO|BDAT)$/, "send");
+  held.open();
+  const c = await server.connection();
+  await settlesWithin(c.whenClosed, HANG_MS, "the connection closed");
+  assert.not.ok(c.commands.some((line) => line.includes("LAST")), `no last chunk: ${c.commands.join(" | ")}`);
+  server.assertNoScriptErrors();
+  await server.close();
+  await assertNothingOpen("BDAT mid-body abort");
+});
+
+test("BDAT: a small whole message leaves with its envelope as BDAT n LAST, so an abort after that is ignored", async () => {
+  const held = gate();
+  const server = await startFaultServer([
+    ...greetAndEhlo(["PIPELINING", "CHUNKING"]),
+    { expect: /^MAIL FROM/ },
+    { expect: /^RCPT TO/ },
+    { expect: `BDAT ${MESSAGE.length} LAST` },
+    { expectBytes: MESSAGE.length },
+    held.step,
+    { send: "250 ok\r\n250 ok\r\n250 2.0.0 Queued\r\n" },
+  ]);
+  const conn = await connected(server.port, { chunking: true });
+  const controller = new AbortController();
+  const result = outcome(conn.send(env(1), MESSAGE, { signal: controller.signal }), "send");
+  await settlesWithin(held.reached, HANG_MS, "the whole message on the wire");
+  controller.abort(new Error("too late"));
+  held.open();
+  const info = await result;
+  assert.not.instance(info, Error, String(info));
+  assert.is((info as SendInfo).response, "250 2.0.0 Queued");
+  server.assertNoScriptErrors();
+  conn.close();
+  await server.close();
+  await assertNothingOpen("BDAT LAST abort");
 });
 
 test("aborted mid-body: the connection is closed without the terminator and the server delivers nothing", async () => {
