@@ -65,6 +65,10 @@ export class SMTPConnection extends EventEmitter {
   #operations = new OperationQueue();
   #sessionView: TransactionSession | undefined;
   #timers = new Set<NodeJS.Timeout>();
+  /** Errors an `error` listener received: a call without a callback need not report them again (callback.ts). */
+  #deliveredErrors = new WeakSet<object>();
+  readonly #delivered = (err: unknown): boolean =>
+    err instanceof Error && (this.#deliveredErrors.has(err) || (err.cause instanceof Error && this.#deliveredErrors.has(err.cause)));
   #died!: (err: SMTPError) => void;
   #whenDead: Promise<never>;
 
@@ -148,6 +152,7 @@ export class SMTPConnection extends EventEmitter {
         return true;
       }),
       callback,
+      this.#delivered,
     );
   }
 
@@ -164,12 +169,18 @@ export class SMTPConnection extends EventEmitter {
             await Promise.race([reply, this.#delay(Math.min(QUIT_WAIT_MS, readTimeout(this.options, "socketTimeout")))]).catch(() => undefined);
             this.#teardown();
           }).catch(() => this.#teardown());
-    return settle(done, callback);
+    return settle(done, callback, this.#delivered);
   }
 
   /** Closes the socket now, without QUIT. Pending operations fail with ECONNECTION. */
   close(): void {
     this.#teardown();
+  }
+
+  /** Records an `error` that reaches a listener, for the rule on calls without a callback (callback.ts). */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === "error" && args[0] instanceof Error && this.listenerCount("error") > 0) this.#deliveredErrors.add(args[0]);
+    return super.emit(event, ...args);
   }
 
   // ---- connection set-up -------------------------------------------------------------
@@ -419,7 +430,7 @@ export class SMTPConnection extends EventEmitter {
   /** Reads a call's trailing `(options?, callback?)`, runs `operation` with the signal, and settles the callback or returns the Promise. */
   #settleCall<T>(args: unknown[], operation: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> | void {
     const { signal, callback, refusal } = readCallArgs<T>(args);
-    return settle(refusal ? Promise.reject(refusal) : operation(signal), callback);
+    return settle(refusal ? Promise.reject(refusal) : operation(signal), callback, this.#delivered);
   }
 
   /**
