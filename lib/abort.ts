@@ -7,19 +7,19 @@
  * (connection.ts, transaction.ts, send-stream.ts); this file knows no SMTP.
  */
 import type { Callback, OperationOptions } from "./types.js";
-import { SMTPError } from "./errors.js";
+import { SMTPError, type SMTPErrorFields } from "./errors.js";
 
 /**
  * The error of an aborted operation: ECONNECTION, as for an operation that close() cuts
  * short, because an abort is the caller ending one operation early, not a fault of the
- * server, the network or the message. Temporary (nothing was refused) and not sent (an
- * abort never lets a message's end of data out). `cause` is the signal's reason, so
- * `err.cause === signal.reason` tells an abort from every other failure.
+ * server, the network or the message. Temporary, as nothing was refused. `cause` is the
+ * signal's reason, so `err.cause === signal.reason` tells an abort from every other
+ * failure. A send's abort also says whether the server may have the message (`extra`).
  */
-export function abortError(signal: AbortSignal, what: string, command: string): SMTPError {
+export function abortError(signal: AbortSignal, what: string, command: string, extra: SMTPErrorFields = {}): SMTPError {
   const reason: unknown = signal.reason;
   const why = reason instanceof Error ? reason.message : String(reason);
-  return new SMTPError("ECONNECTION", `${what} was aborted: ${why}`, { command, temporary: true, cause: reason, deliveryState: "not-sent" });
+  return new SMTPError("ECONNECTION", `${what} was aborted: ${why}`, { command, temporary: true, cause: reason, ...extra });
 }
 
 /**
