@@ -184,7 +184,7 @@ export class SMTPConnection extends EventEmitter {
     const stream = new SendStream();
     const { signal, refusal } = readCallArgs([options]);
     if (refusal) stream.destroy(refusal);
-    else this.#startSendStream(envelope, stream, signal, "createSendStream()");
+    else this.#startSendStream(envelope, stream, signal, "createSendStream()").catch((err: SMTPError) => stream.fail(err));
     return stream;
   }
 
@@ -454,8 +454,12 @@ export class SMTPConnection extends EventEmitter {
   }
 
   /** Queues the transaction of `stream`, which `signal` abandons until its end of data has left. */
-  #startSendStream(envelope: Envelope, stream: SendStream, signal: AbortSignal | undefined, what: string): void {
-    if (signal?.aborted) return void stream.destroy(abortError(signal, what, "API", { deliveryState: deliveryState({ phase: "queued" }) }));
+  #startSendStream(envelope: Envelope, stream: SendStream, signal: AbortSignal | undefined, what: string): Promise<SendInfo> {
+    if (signal?.aborted) {
+      const err = abortError(signal, what, "API", { deliveryState: deliveryState({ phase: "queued" }) });
+      stream.destroy(err);
+      return Promise.reject(err);
+    }
     if (signal) {
       const stop = watchSignal(signal, () => {
         const { phase } = stream;
@@ -463,9 +467,13 @@ export class SMTPConnection extends EventEmitter {
         // Ignored once the end of data left (phase "final"): the server's reply decides then.
         stream.abort(abortError(signal, what, command, { deliveryState: deliveryState({ phase }) }));
       });
+      // Gone when the send settles, or when the stream closes without one (destroyed while queued).
       stream.once("close", stop);
+      const sending = this.#transaction(envelope, stream);
+      sending.then(stop, stop);
+      return sending;
     }
-    this.#transaction(envelope, stream).catch((err: SMTPError) => stream.fail(err));
+    return this.#transaction(envelope, stream);
   }
 
   #send(envelope: Envelope, message: MessageInput, signal: AbortSignal | undefined): Promise<SendInfo> {
@@ -482,8 +490,8 @@ export class SMTPConnection extends EventEmitter {
     // handling covers every phase of the send.
     if (!signal && "bytes" in checked) return this.#transaction(envelope, checked.bytes);
     const stream = new SendStream();
-    this.#startSendStream(envelope, stream, signal, "send()");
-    return "bytes" in checked ? sendBytes(checked.bytes, stream) : sendFromSource(checked.source, stream);
+    const sending = this.#startSendStream(envelope, stream, signal, "send()");
+    return "bytes" in checked ? sendBytes(checked.bytes, stream, sending) : sendFromSource(checked.source, stream, sending);
   }
 
   // ---- the public edge -------------------------------------------------------------
