@@ -10,22 +10,26 @@
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
-import type { AuthCredentials, Callback, Envelope, Reply, SendInfo, SMTPConnectionOptions } from "./types.js";
+import type { AuthCredentials, Callback, CustomAuthHandler, Envelope, Logger, OperationOptions, Reply, SendInfo, SMTPConnectionOptions, TlsInfo } from "./types.js";
 import { badInput, connectionFailure, fromReply, fromSocketError, greetingTimeoutError, protocolError, replyText, SMTPError, REPLY } from "./errors.js";
 import { CommandQueue } from "./command-queue.js";
 import { ReplyPipeline } from "./reply-pipeline.js";
 import { freezeExtensions, readGreeting, sayHello, type Extensions } from "./handshake.js";
-import { openSocket, watchForTlsMismatch } from "./socket.js";
+import { openSocket, serverName, tlsDetails, watchForTlsMismatch } from "./socket.js";
 import { defaultClientName, openOptions, readChunkSize, readTimeout } from "./options.js";
 import { applyTlsPolicy, startTlsInjection, type StartTlsSession } from "./starttls.js";
 import { authenticate, cleartextRefusal } from "./auth/index.js";
 import { checkClientName } from "./envelope.js";
-import { SendStream, sendFromSource } from "./send-stream.js";
+import { SendStream, sendBytes, sendFromSource } from "./send-stream.js";
 import { checkMessage, type MessageInput } from "./message.js";
 import { runTransaction, type TransactionSession, type TransactionState } from "./transaction.js";
 import { OperationQueue, type Operation } from "./operation-queue.js";
-import { createTranscript, type Transcript } from "./logger.js";
+import { createLevelLogger, createTranscript, type Transcript } from "./logger.js";
+import { VERSION } from "./version.js";
 import { settle } from "./callback.js";
+import { abortError, readCallArgs, watchSignal } from "./abort.js";
+import { deliveryState } from "./outcome.js";
+import { publishCommand, publishReply, traceSend } from "./diagnostics.js";
 
 /** QUIT is a courtesy: never wait longer than this for its 221. */
 const QUIT_WAIT_MS = 5000;
@@ -49,8 +53,24 @@ export class SMTPConnection extends EventEmitter {
   readonly port: number;
   /** Name sent with EHLO/LHLO. */
   readonly name: string;
+  // Nodemailer's public properties, with its meanings (issue 11).
+  /** This package's version. */
+  readonly version = VERSION;
+  /** TLS from the first byte: `secure`, or port 465 without `secure` set. */
+  readonly secureConnection: boolean;
+  /** The `connection` socket given is TLS already (`secured`). */
+  readonly alreadySecured: boolean;
+  /** The TLS server name (SNI and certificate check); false for an IP address. */
+  readonly servername: string | false;
+  readonly allowInternalNetworkInterfaces: boolean;
+  /** A Bunyan-style logger (every level), entries tagged with this connection's id; silent without `logger`. */
+  readonly logger: Required<Logger>;
+  /** The `customAuth` handlers by method name in upper case. */
+  readonly customAuth: Map<string, CustomAuthHandler>;
 
   #extensions: Extensions = new Map();
+  /** The EHLO lines with their parameters, for SendInfo.ehlo (as Nodemailer reports them). */
+  #ehloLines: string[] = [];
   #extensionsView = freezeExtensions(new Map());
   #pipeline: ReplyPipeline | undefined;
   #queue: CommandQueue;
@@ -59,6 +79,7 @@ export class SMTPConnection extends EventEmitter {
   #fatal: SMTPError | undefined;
   #transactionState: TransactionState = { needsReset: false, finalsPending: 0, envelopesSent: 0 };
   #upgradeReady = false;
+  #socketConnected = false;
   #quitting = false;
   #operations = new OperationQueue();
   #sessionView: TransactionSession | undefined;
@@ -86,13 +107,34 @@ export class SMTPConnection extends EventEmitter {
     this.port = port;
     this.host = options.host || "localhost";
     this.secure = options.secure ?? port === 465;
+    this.secureConnection = this.secure;
+    this.alreadySecured = Boolean(options.secured);
     if (options.connection && options.secured) this.secure = true;
+    this.servername = serverName({ host: this.host, servername: options.servername }) ?? false;
+    this.allowInternalNetworkInterfaces = Boolean(options.allowInternalNetworkInterfaces);
+    this.customAuth = new Map(Object.entries(options.customAuth ?? {}).map(([method, handler]) => [method.trim().toUpperCase(), handler]));
     this.name = options.name || defaultClientName();
     this.#transcript = createTranscript(this.id, options.logger, options.debug);
+    this.logger = createLevelLogger(this.id, options.logger);
     this.#queue = new CommandQueue((line, logAs) => this.#writeLine(line, logAs));
     this.#whenDead = new Promise<never>((_, reject) => (this.#died = reject));
     this.#whenDead.catch(() => {});
     this.closed = new Promise((resolve) => (this.#closedWith = resolve));
+  }
+
+  /** "init" until the socket is connected, then "connected" (Nodemailer's `stage`). */
+  get stage(): "init" | "connected" {
+    return this.#socketConnected ? "connected" : "init";
+  }
+
+  /** True once the connection is closed, for whatever reason (Nodemailer's `destroyed`). */
+  get destroyed(): boolean {
+    return this.#state === "closed";
+  }
+
+  /** Cipher, protocol, certificate check and the server's certificate; undefined unless the connection is encrypted. */
+  get tlsInfo(): TlsInfo | undefined {
+    return tlsDetails(this.#pipeline?.socket);
   }
 
   /** EHLO keywords (upper case) to their parameters; read-only. */
@@ -100,35 +142,50 @@ export class SMTPConnection extends EventEmitter {
     return this.#extensionsView;
   }
 
-  /** Connects, reads the greeting, says EHLO and applies the STARTTLS policy. */
-  connect(): Promise<void>;
+  /**
+   * Connects, reads the greeting, says EHLO and applies the STARTTLS policy. An aborted
+   * `signal` closes the connection.
+   */
+  connect(options?: OperationOptions): Promise<void>;
   connect(callback: Callback<void>): void;
-  connect(callback?: Callback<void>): Promise<void> | void {
-    return settle(this.#connect(), callback, this.#delivered);
+  connect(options: OperationOptions, callback: Callback<void>): void;
+  connect(options?: OperationOptions | Callback<void>, callback?: Callback<void>): Promise<void> | void {
+    return this.#settleCall([options, callback], (signal) => this.#cancellable(signal, "connect()", (begin) => this.#connect(begin)));
   }
 
-  /** Authenticates; resolves once the server said 235. */
-  login(auth: AuthCredentials): Promise<void>;
+  /**
+   * Authenticates; resolves once the server said 235. An aborted `signal` rejects at once;
+   * if AUTH had started, the connection is closed (a SASL exchange has no clean way back).
+   */
+  login(auth: AuthCredentials, options?: OperationOptions): Promise<void>;
   login(auth: AuthCredentials, callback: Callback<void>): void;
-  login(auth: AuthCredentials, callback?: Callback<void>): Promise<void> | void {
-    return settle(this.#enqueue(() => this.#login(auth)), callback, this.#delivered);
+  login(auth: AuthCredentials, options: OperationOptions, callback: Callback<void>): void;
+  login(auth: AuthCredentials, options?: OperationOptions | Callback<void>, callback?: Callback<void>): Promise<void> | void {
+    return this.#settleCall([options, callback], (signal) => this.#cancellable(signal, "login()", (begin) => this.#enqueue(() => this.#login(auth, begin))));
   }
 
-  /** Sends one message (string, Buffer or Readable) and resolves with its SendInfo. */
-  send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable): Promise<SendInfo>;
+  /**
+   * Sends one message (string, Buffer or Readable) and resolves with its SendInfo. See
+   * OperationOptions for what an aborted `signal` does at each point.
+   */
+  send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, options?: OperationOptions): Promise<SendInfo>;
   send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, callback: Callback<SendInfo>): void;
-  send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, callback?: Callback<SendInfo>): Promise<SendInfo> | void {
-    return settle(this.#send(envelope, message), callback, this.#delivered);
+  send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, options: OperationOptions, callback: Callback<SendInfo>): void;
+  send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, options?: OperationOptions | Callback<SendInfo>, callback?: Callback<SendInfo>): Promise<SendInfo> | void {
+    return this.#settleCall([options, callback], (signal) => this.#send(envelope, message, signal));
   }
 
   /**
    * Starts the envelope now and returns the Writable to pipe the message into. It
    * finishes once the server accepted the message (`stream.info`), or is destroyed with
-   * the SMTPError that stopped it.
+   * the SMTPError that stopped it (an aborted `signal` destroys it as destroy() would,
+   * until its end of data has left).
    */
-  createSendStream(envelope: Envelope): SendStream {
+  createSendStream(envelope: Envelope, options?: OperationOptions): SendStream {
     const stream = new SendStream();
-    this.#transaction(envelope, stream).catch((err: SMTPError) => stream.fail(err));
+    const { signal, refusal } = readCallArgs([options]);
+    if (refusal) stream.destroy(refusal);
+    else this.#startSendStream(envelope, stream, signal, "createSendStream()").catch((err: SMTPError) => stream.fail(err));
     return stream;
   }
 
@@ -177,7 +234,9 @@ export class SMTPConnection extends EventEmitter {
 
   // ---- connection set-up -------------------------------------------------------------
 
-  async #connect(): Promise<void> {
+  /** `begin` is the caller's signal's check (see #cancellable). */
+  async #connect(begin: () => void): Promise<void> {
+    begin();
     if (this.#state !== "new") throw new SMTPError("ECONNECTION", this.#state === "closed" ? "Connection is closed" : "connect() was already called", { command: "API", cause: this.#fatal });
     this.#state = "connecting";
     // Counted (by the operation queue) before the handshake starts: a failure it throws
@@ -214,6 +273,7 @@ export class SMTPConnection extends EventEmitter {
     // Nagle's algorithm holds a small write (the terminator after the last body chunk, a
     // command after a pipelined group) until the server ACKs the one before, and servers
     // delay that ACK (40 ms on Linux): without this a message costs ~40 ms of idle wire.
+    this.#socketConnected = true;
     socket.setNoDelay(true);
     socket.setTimeout(readTimeout(this.options, "socketTimeout"));
     this.#transcript.info(`Connection established to ${socket.remoteAddress}:${socket.remotePort}`);
@@ -223,8 +283,9 @@ export class SMTPConnection extends EventEmitter {
   }
 
   async #hello(): Promise<void> {
-    const { extensions } = await sayHello(this.#queue, this.name, Boolean(this.options.lmtp));
+    const { extensions, lines } = await sayHello(this.#queue, this.name, Boolean(this.options.lmtp));
     this.#extensions = extensions;
+    this.#ehloLines = lines;
     this.#extensionsView = freezeExtensions(extensions);
     this.allowsAuth = extensions.has("AUTH");
   }
@@ -278,6 +339,7 @@ export class SMTPConnection extends EventEmitter {
     this.lastServerResponse = replyText(reply);
     this.#transcript.server(this.lastServerResponse);
     const command = this.#queue.head;
+    publishReply(this.id, reply, command);
     if (reply.code === REPLY.SERVICE_NOT_AVAILABLE && !this.#quitting) {
       return this.#teardown(fromReply("ECONNECTION", "Server is closing the connection", reply, command ?? "CONN"));
     }
@@ -318,6 +380,7 @@ export class SMTPConnection extends EventEmitter {
       return this.#teardown(protocolError(`Unexpected reply from server with no command pending (before ${line.split(" ")[0]})`, line.split(" ")[0]));
     }
     this.#transcript.client(logAs ?? line);
+    publishCommand(this.id, logAs ?? line);
     this.#pipeline.socket.write(line + "\r\n");
   }
 
@@ -350,7 +413,8 @@ export class SMTPConnection extends EventEmitter {
   #transaction(envelope: Envelope, message: SendStream | Buffer): Promise<SendInfo> {
     const open = () => (this.#assertOpen(), this.#session());
     // A whole message starts at once when nothing is queued: the shortest path for a send awaited.
-    return this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#extensions.keys()], handOver), true, false, Buffer.isBuffer(message));
+    const run = () => this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#ehloLines], handOver), true, false, Buffer.isBuffer(message));
+    return traceSend(run, () => ({ connectionId: this.id, host: this.host, port: this.port, envelope }));
   }
 
   /** What transactions see of the connection; made again only when the socket, TLS or EHLO changed. */
@@ -373,7 +437,9 @@ export class SMTPConnection extends EventEmitter {
     });
   }
 
-  async #login(auth: AuthCredentials): Promise<void> {
+  /** `begin` is the caller's signal's check (see #cancellable); it runs when the login's turn comes. */
+  async #login(auth: AuthCredentials, begin: () => void): Promise<void> {
+    begin();
     if (!auth || typeof auth !== "object") throw badInput("login() needs an object with user and pass (or oauth2)", "EAUTH", "AUTH");
     if (this.authenticated) throw new SMTPError("EAUTH", "Already authenticated on this connection", { command: "AUTH", temporary: false });
     const refusal = cleartextRefusal({ host: this.host, remoteAddress: this.#pipeline?.socket.remoteAddress, secure: this.secure, allowInsecureAuth: this.options.allowInsecureAuth });
@@ -392,7 +458,30 @@ export class SMTPConnection extends EventEmitter {
     this.authenticated = true;
   }
 
-  #send(envelope: Envelope, message: MessageInput): Promise<SendInfo> {
+  /** Queues the transaction of `stream`, which `signal` abandons until its end of data has left. */
+  #startSendStream(envelope: Envelope, stream: SendStream, signal: AbortSignal | undefined, what: string): Promise<SendInfo> {
+    if (signal?.aborted) {
+      const err = abortError(signal, what, "API", { deliveryState: deliveryState({ phase: "queued" }) });
+      stream.destroy(err);
+      return Promise.reject(err);
+    }
+    if (signal) {
+      const stop = watchSignal(signal, () => {
+        const { phase } = stream;
+        const command = phase === "queued" ? "API" : (this.#queue.head ?? (phase === "body" ? "DATA" : "MAIL FROM"));
+        // Ignored once the end of data left (phase "final"): the server's reply decides then.
+        stream.abort(abortError(signal, what, command, { deliveryState: deliveryState({ phase }) }));
+      });
+      // Gone when the send settles, or when the stream closes without one (destroyed while queued).
+      stream.once("close", stop);
+      const sending = this.#transaction(envelope, stream);
+      sending.then(stop, stop);
+      return sending;
+    }
+    return this.#transaction(envelope, stream);
+  }
+
+  #send(envelope: Envelope, message: MessageInput, signal: AbortSignal | undefined): Promise<SendInfo> {
     let checked: ReturnType<typeof checkMessage>;
     try {
       checked = checkMessage(message);
@@ -402,9 +491,48 @@ export class SMTPConnection extends EventEmitter {
     }
     // The whole message is here: no stream needed, and body and terminator go out in one
     // write. Returned as is (not awaited here), so its result reaches the caller one
-    // promise hop sooner.
-    if ("bytes" in checked) return this.#transaction(envelope, checked.bytes);
-    return sendFromSource(checked.source, this.createSendStream(envelope));
+    // promise hop sooner. With a signal it goes through a SendStream, whose abort
+    // handling covers every phase of the send.
+    if (!signal && "bytes" in checked) return this.#transaction(envelope, checked.bytes);
+    const stream = new SendStream();
+    const sending = this.#startSendStream(envelope, stream, signal, "send()");
+    return "bytes" in checked ? sendBytes(checked.bytes, stream, sending) : sendFromSource(checked.source, stream, sending);
+  }
+
+  // ---- the public edge -------------------------------------------------------------
+
+  /** Reads a call's trailing `(options?, callback?)`, runs `operation` with the signal, and settles the callback or returns the Promise. */
+  #settleCall<T>(args: unknown[], operation: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> | void {
+    const { signal, callback, refusal } = readCallArgs<T>(args);
+    return settle(refusal ? Promise.reject(refusal) : operation(signal), callback, this.#delivered);
+  }
+
+  /**
+   * Runs an operation that `signal` may cancel; `run` calls `begin` when the operation's
+   * turn comes (begin throws if the signal aborted meanwhile, so nothing is written). An
+   * abort rejects at once: before the turn the operation then does nothing; during it the
+   * connection is closed, as there is no clean way out of a handshake or SASL exchange.
+   * The signal's listener goes when the operation settles.
+   */
+  #cancellable<T>(signal: AbortSignal | undefined, what: string, run: (begin: () => void) => Promise<T>): Promise<T> {
+    if (!signal) return run(() => {});
+    if (signal.aborted) return Promise.reject(abortError(signal, what, "API"));
+    let begun = false;
+    return new Promise<T>((resolve, reject) => {
+      const stop = watchSignal(signal, () => {
+        const err = abortError(signal, what, begun ? (this.#queue.head ?? "CONN") : "API");
+        reject(err);
+        if (begun) this.#teardown(new SMTPError("ECONNECTION", `Connection closed because ${what} was aborted`, { command: err.command, temporary: true, cause: err }), { reported: true });
+      });
+      const begin = () => {
+        if (signal.aborted) throw abortError(signal, what, "API");
+        begun = true;
+      };
+      run(begin).then(
+        (value) => (stop(), resolve(value)),
+        (err: unknown) => (stop(), reject(err)),
+      );
+    });
   }
 
   // ---- timers and teardown ---------------------------------------------------------

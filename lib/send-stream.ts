@@ -14,7 +14,7 @@
 import { Writable, type Readable } from "node:stream";
 import type { SendInfo } from "./types.js";
 import { SMTPError, type SMTPErrorFields } from "./errors.js";
-import { deliveryState } from "./outcome.js";
+import { deliveryState, type SendPhase } from "./outcome.js";
 
 /** Where the body goes after 354: the body channel, or any Writable stage. */
 export interface BodySink {
@@ -49,6 +49,7 @@ export class SendStream extends Writable {
   #finalDone: Done | undefined;
   #aborted!: (err: SMTPError) => void;
   #settled = false;
+  #begun = false;
   #bodyEnded = false;
   #abortReason: SMTPError | undefined;
   /** Resolves with the reason when the stream is destroyed before the message completed. */
@@ -62,16 +63,25 @@ export class SendStream extends Writable {
     this.on("pipe", (source: Readable) => this.#watchSource(source));
   }
 
-  /** A piped source that fails, or closes before its end, fails the send with ESTREAM. */
+  /**
+   * A piped source that fails, or closes before its end, fails the send with ESTREAM.
+   * "Before its end" is judged by having seen its 'end' event, not by `readableEnded`: an
+   * old-style stream (legacy Stream with pipe(), as `through` and event-stream make) has
+   * no such property, and closes right after ending.
+   */
   #watchSource(source: Readable): void {
+    let ended = false;
+    const onEnd = () => (ended = true);
     const onError = (err: unknown) =>
       this.destroy(this.#streamError(`Message source failed: ${(err as Error)?.message ?? err}`, { command: "DATA", temporary: true, cause: err }));
     const onClose = () => {
-      if (!source.readableEnded) onError(new Error("source closed before it ended"));
+      if (!ended) onError(new Error("source closed before it ended"));
     };
+    source.on("end", onEnd);
     source.on("error", onError);
     source.on("close", onClose);
     this.once("close", () => {
+      source.off("end", onEnd);
       source.off("error", onError);
       source.off("close", onClose);
     });
@@ -152,6 +162,30 @@ export class SendStream extends Writable {
     return this.#abortReason;
   }
 
+  /**
+   * How far the send got, in outcome.ts's terms: waiting its turn in the queue, its
+   * envelope on the wire, its body flowing, or its end of data sent ("final": nothing can
+   * take the message back then).
+   */
+  get phase(): SendPhase {
+    return this.#bodyEnded ? "final" : this.#sink ? "body" : this.#begun ? "envelope" : "queued";
+  }
+
+  /** Called by the transaction when its turn came, just before the envelope is written. */
+  begin(): void {
+    this.#begun = true;
+  }
+
+  /**
+   * The caller's AbortSignal fired: abandons the message as destroy() does, unless its end
+   * of data has left already. Then the server may have it, and the send settles with the
+   * server's reply rather than an error that would hide a delivery.
+   */
+  abort(err: SMTPError): void {
+    if (this.#bodyEnded || this.#settled) return;
+    this.destroy(err);
+  }
+
   /** Called by the transaction at 354: the body may flow now. */
   attach(sink: BodySink): void {
     // Destroyed while the envelope was out: not a byte of it may reach the server.
@@ -196,21 +230,45 @@ export class SendStream extends Writable {
 }
 
 /**
- * send() with a Readable: pipes `source` into `stream` and resolves with the SendInfo.
- * A failing source fails the send with ESTREAM (the stream watches what is piped into
- * it); a failed send destroys the source, so it is never left paused.
+ * send() with a Readable (or an old-style stream with pipe()): pipes `source` into
+ * `stream` and settles as `sending` (the transaction writing `stream`) does, or at once
+ * when the stream is abandoned (its source failed, even while the send waits its turn).
+ * It never waits for the stream's own events: a stream destroyed without an error (an
+ * old-style pipe() does that when its source closes early) emits no 'error'. A failed send
+ * destroys the source, so it is never left paused.
  */
-export async function sendFromSource(source: Readable, stream: SendStream): Promise<SendInfo> {
-  const result = new Promise<SendInfo>((resolve, reject) => {
-    stream.once("error", reject);
-    stream.once("finish", () => resolve(stream.info!));
-  });
+export async function sendFromSource(source: Readable, stream: SendStream, sending: Promise<SendInfo>): Promise<SendInfo> {
+  const result = settledWith(stream, sending);
   source.pipe(stream);
   try {
     return await result;
   } catch (err) {
-    source.unpipe(stream);
-    source.destroy();
+    // Only what the source has: an old-style stream has no unpipe() (its pipe() lets go
+    // when the SendStream closes) and may have no destroy(). A TypeError from a missing
+    // method must never replace the send's real error.
+    if (typeof source.unpipe === "function") source.unpipe(stream);
+    if (typeof source.destroy === "function") source.destroy();
     throw err;
   }
+}
+
+/**
+ * send() with the whole message and an AbortSignal: through a SendStream, so an abort is
+ * handled by the one mechanism streams have (see SendStream.abort). Settles as
+ * sendFromSource does.
+ */
+export function sendBytes(bytes: Buffer, stream: SendStream, sending: Promise<SendInfo>): Promise<SendInfo> {
+  const result = settledWith(stream, sending);
+  // Destroyed already (an aborted signal): nothing to write.
+  if (!stream.destroyed) stream.end(bytes);
+  return result;
+}
+
+/** As `sending` settles, or rejects at once when the stream is abandoned. */
+function settledWith(stream: SendStream, sending: Promise<SendInfo>): Promise<SendInfo> {
+  sending.catch(() => {});
+  // The failure reaches the caller through the Promise; an 'error' event nobody listens
+  // to would crash the process instead.
+  stream.on("error", () => {});
+  return Promise.race([sending, stream.aborted.then((err) => Promise.reject(err))]);
 }

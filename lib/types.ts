@@ -182,7 +182,7 @@ export interface SendInfo {
   messageTime: number;
   /** Bytes sent after 354 up to and including the terminator (after dot-stuffing). */
   messageSize: number;
-  /** EHLO keywords the server advertised. */
+  /** The server's EHLO lines after the first, with their parameters ("SIZE 102400", "AUTH LOGIN PLAIN"), as Nodemailer reports them. */
   ehlo: string[];
   /** smtp-wire: one outcome per envelope recipient, in envelope order. */
   recipients: RecipientOutcome[];
@@ -194,8 +194,14 @@ export interface OAuth2Credentials {
   accessToken?: string;
   /** Returns a fresh access token; called once when the server refuses the current one. */
   provisionCallback?: (user: string, renew: boolean, cb: (err: Error | null, accessToken?: string) => void) => void;
-  /** Alternative Promise-returning token provider. */
-  getToken?: (renew: boolean) => Promise<string> | string;
+  /**
+   * A token provider: returns the token (or a Promise of it), or calls `callback` with it
+   * as Nodemailer's XOAuth2 object does (`getToken(renew, cb)`). Asked before
+   * `accessToken` is used, since it knows whether that token has expired.
+   */
+  getToken?: ((renew: boolean) => Promise<string> | string) | ((renew: boolean, callback: (err: Error | null, accessToken?: string) => void) => void);
+  /** Nodemailer's XOAuth2 object keeps the user here: used when `user` is not given. */
+  options?: { user?: string };
 }
 
 /** Credentials given to login(). */
@@ -240,6 +246,34 @@ export interface CustomAuthContext {
 
 /** A customAuth handler; may return a Promise or call resolve/reject. */
 export type CustomAuthHandler = (ctx: CustomAuthContext) => void | Promise<void>;
+
+/**
+ * smtp-wire: the optional last argument of connect(), login(), send() and
+ * createSendStream() (before the callback, if there is one).
+ */
+export interface OperationOptions {
+  /**
+   * Cancels the operation. Queued or in its envelope, it rejects at once and nothing of
+   * it is delivered; mid-body the connection is closed without the end of data; once the
+   * end of data has left, the abort is ignored and the send settles with the server's reply.
+   * An aborted connect() or login() closes the connection. See the README, "AbortSignal".
+   */
+  signal?: AbortSignal;
+}
+
+/** The TLS details of an encrypted connection (`conn.tlsInfo`), as a relay logs them. */
+export interface TlsInfo {
+  /** The negotiated cipher, e.g. { name: "TLS_AES_256_GCM_SHA384", version: "TLSv1.3" }. */
+  cipher: import("node:tls").CipherNameAndProtocol;
+  /** The negotiated protocol, e.g. "TLSv1.3". */
+  protocol: string | null;
+  /** Whether the server's certificate was verified against the trusted CAs. */
+  authorized: boolean;
+  /** Why it was not, when it was not (only possible with `tls.rejectUnauthorized: false`). */
+  authorizationError: Error | undefined;
+  /** The server's certificate. */
+  peerCertificate: import("node:tls").PeerCertificate;
+}
 
 /** Node-style callback. */
 export type Callback<T> = (err: Error | null, result?: T) => void;
