@@ -228,7 +228,13 @@ export class SMTPPool extends EventEmitter {
    */
   #sendSource(envelope: Envelope, source: Readable): Promise<SendInfo> {
     const stream = this.createSendStream(envelope);
-    stream.once("dispatch", () => source.pipe(stream));
+    // Until it is piped, a failing source would have no 'error' listener at all.
+    const early = (err: Error) => stream.destroy(err);
+    source.once("error", early);
+    stream.once("dispatch", () => {
+      source.off("error", early);
+      source.pipe(stream);
+    });
     return new Promise<SendInfo>((resolve, reject) => {
       stream.once("finish", () => resolve(stream.info!));
       stream.once("error", (err) => {
@@ -487,8 +493,13 @@ export class SMTPPool extends EventEmitter {
       });
       target.once("finish", () => resolve(target.info!));
       target.once("error", reject);
-      job.cancel = (reason) => target.destroy(reason);
-      stream.emit("dispatch");
+      job.cancel = (reason) => {
+        // A body abandoned midway closes its connection (SPEC §4): nothing more goes on it.
+        pc.retiring = true;
+        target.destroy(reason);
+      };
+      // Never during createSendStream() itself, before the caller could listen for it.
+      process.nextTick(() => stream.emit("dispatch"));
     });
   }
 
