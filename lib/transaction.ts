@@ -6,6 +6,10 @@
  * The transaction's state only moves forward:
  *   envelope (commands written, replies read) -> body (after 354: bytes flow through the
  *   DataEncoder) -> final (terminator sent, waiting for the final reply) -> done | failed.
+ * With BDAT (RFC 3030) the body starts in the envelope's write: its first chunk (the whole
+ * of a small message, as "BDAT n LAST") leaves with MAIL and RCPT, so a message costs one
+ * round trip; the rest waits until the envelope is accepted. A refused envelope is
+ * reported as over DATA; the server discards that chunk and its reply is dropped.
  * Every reply of a pipelined group is read before any is acted on, so we always know
  * whether the server is in DATA mode and whether RSET is needed before the next one.
  * With pipelining, the final state hands the wire to the next queued send, whose
@@ -19,7 +23,7 @@ import type { Envelope, Reply, SendInfo } from "./types.js";
 import { fromReply, replyText, SMTPError, REPLY } from "./errors.js";
 import { prepareEnvelope, type PreparedEnvelope } from "./envelope.js";
 import type { CommandQueue } from "./command-queue.js";
-import { bdatChannel, dataChannel, type BodyChannel } from "./body.js";
+import { bdatChannel, dataChannel, type BdatChannel, type BodyChannel } from "./body.js";
 import type { SendStream } from "./send-stream.js";
 
 /** What the transactions on one connection know of one another. */
@@ -49,6 +53,8 @@ export interface TransactionSession {
   readonly canPipeline: boolean;
   /** Send the body with BDAT: asked for, CHUNKING advertised, and pipelining possible. */
   readonly canChunk: boolean;
+  /** Payload bytes per BDAT chunk (the `bdatChunkSize` option). */
+  readonly bdatChunkSize: number;
   /** What the connection's transactions know of one another; shared, so mutable. */
   readonly state: TransactionState;
   /**
@@ -115,8 +121,11 @@ function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mai
   return result;
 }
 
-/** MAIL, RCPT... and DATA as one write, then every reply. */
-async function pipelinedEnvelope(session: TransactionSession, prepared: PreparedEnvelope): Promise<EnvelopeResult> {
+/**
+ * MAIL, RCPT... and DATA as one write, then every reply. With BDAT there is no DATA: the
+ * first chunk goes in the same write (RFC 3030 with RFC 2920), started by `startBody`.
+ */
+async function pipelinedEnvelope(session: TransactionSession, prepared: PreparedEnvelope, chunks?: BdatChannel, startBody?: () => void): Promise<EnvelopeResult> {
   const { queue, socket } = session;
   const reset = session.state.needsReset || session.state.finalsPending > 0;
   // With BDAT there is no DATA: the first chunk follows the envelope directly.
@@ -127,8 +136,19 @@ async function pipelinedEnvelope(session: TransactionSession, prepared: Prepared
     ...prepared.rcptLines.map((line) => ({ command: "RCPT TO", line })),
     ...(data ? [{ command: "DATA", line: "DATA" }] : []),
   ];
+  // LMTP: the number of replies to "BDAT n LAST" is the number of RCPTs accepted.
+  const firstRcpt = reset ? 2 : 1;
+  let accepted = 0;
+  const onEach =
+    chunks && session.lmtp
+      ? (reply: Reply, i: number) => {
+          if (i >= firstRcpt && isPositive(reply)) accepted++;
+          if (i === firstRcpt + prepared.rcptLines.length - 1) chunks.expectFinals(Math.max(1, accepted));
+        }
+      : undefined;
   socket.cork();
-  const replies = queue.sendGroup(group);
+  const replies = queue.sendGroup(group, onEach);
+  startBody?.();
   socket.uncork();
   const [resetReply, mailReply, ...rest] = reset ? await replies : [undefined, ...(await replies)];
   const dataReply = data ? rest.pop() : undefined;
@@ -161,12 +181,14 @@ async function awaitFinal(session: TransactionSession, channel: BodyChannel, han
     handOver();
   }
   try {
-    const refusedChunk = channel.chunkReplies.length ? (await readAll(channel.chunkReplies)).find((reply) => !isPositive(reply)) : undefined;
+    const replies = await readAll(channel.finalReplies);
+    // Chunk replies come before the final ones: all are in now.
+    const refusedChunk = channel.refusedChunk();
     if (refusedChunk) {
       refused();
       throw fromReply("EMESSAGE", "BDAT chunk refused", refusedChunk, "BDAT");
     }
-    return await readAll(channel.finalReplies);
+    return replies;
   } finally {
     if (session.canPipeline) session.state.finalsPending--;
   }
@@ -188,6 +210,16 @@ export async function runTransaction(session: TransactionSession, envelope: Enve
   }
 }
 
+/** Lets the body flow into `channel`: the stream is attached, or the whole message written and ended. */
+function startBody(channel: BodyChannel, message: SendStream | Buffer): void {
+  const { sink } = channel;
+  if (!Buffer.isBuffer(message)) return message.attach(sink);
+  sink.cork?.();
+  sink.write(message);
+  sink.end();
+  sink.uncork?.();
+}
+
 async function transact(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
   const stream = Buffer.isBuffer(message) ? undefined : message;
   const prepared = prepareEnvelope(envelope, session);
@@ -196,7 +228,12 @@ async function transact(session: TransactionSession, envelope: Envelope, message
   const started = Date.now();
   // Counted as it is written (both envelope writers write their first line at once).
   const envelopeNumber = ++session.state.envelopesSent;
-  const result = session.canPipeline ? await pipelinedEnvelope(session, prepared) : await stepwiseEnvelope(session, prepared);
+  // BDAT: the body starts with the envelope, before its replies are known.
+  const chunks = session.canChunk ? bdatChannel(session.queue, session.socket, { chunkSize: session.bdatChunkSize, binary: prepared.binary }) : undefined;
+  const result = await (session.canPipeline ? pipelinedEnvelope(session, prepared, chunks, chunks && (() => startBody(chunks, message))) : stepwiseEnvelope(session, prepared)).catch((err: unknown) => {
+    chunks?.stop();
+    throw err;
+  });
   session.state.needsReset = false;
   /** The message was refused after the hand-over: RSET first, unless a later envelope already led with it. */
   const refused = () => {
@@ -204,6 +241,8 @@ async function transact(session: TransactionSession, envelope: Envelope, message
   };
 
   if (result.error) {
+    // Chunks already written are discarded by the server; their replies are read and dropped.
+    chunks?.stop();
     session.state.needsReset = true;
     // A server that opened DATA although the envelope failed gets an empty body so the
     // session leaves data mode; with no valid recipient nothing can be delivered.
@@ -217,14 +256,13 @@ async function transact(session: TransactionSession, envelope: Envelope, message
   const envelopeTime = Date.now() - started;
   const bodyStarted = Date.now();
   const expected = session.lmtp ? result.accepted.length : 1;
-  const channel = session.canChunk ? bdatChannel(session.queue, session.socket, expected) : dataChannel(session.queue, session.socket, expected);
-  if (stream) stream.attach(channel.sink);
-  else {
-    const { sink } = channel;
-    sink.cork?.();
-    sink.write(message as Buffer);
-    sink.end();
-    sink.uncork?.();
+  let channel: BodyChannel;
+  if (chunks) {
+    chunks.accept();
+    channel = chunks;
+  } else {
+    channel = dataChannel(session.queue, session.socket, expected);
+    startBody(channel, message);
   }
 
   // A whole message (Buffer) has normally ended by now: no race to run. No never-settling
