@@ -22,12 +22,24 @@ import { createRequire } from "node:module";
 import type { Readable } from "node:stream";
 import { SMTPPool } from "../pool/pool.js";
 import type { PoolOptions } from "../pool/options.js";
-import { deliveryStateOf } from "../pool/requeue.js";
+import type { PoolSendStream } from "../pool/pool-send-stream.js";
 import type { AuthCredentials, DSNOptions, Envelope, SendInfo } from "../types.js";
+
+/** Nodemailer's `dsn` option: its own names (id, return, recipient) or SMTPConnection's (envid, ret, orcpt). */
+export interface NodemailerDsn {
+  id?: string;
+  envid?: string;
+  return?: string;
+  ret?: string;
+  notify?: string | string[];
+  recipient?: string;
+  orcpt?: string;
+}
 
 /** What the transport reads of Nodemailer's mail object (its MailMessage). */
 export interface NodemailerMail {
-  data: { dsn?: DSNOptions; signal?: AbortSignal; requireTLSExtensionEnabled?: boolean; [key: string]: unknown };
+  /** The sendMail() options; only `dsn`, `signal` and `requireTLSExtensionEnabled` are read. */
+  data: object;
   message: {
     getEnvelope(): { from: string | false; to: string[] };
     messageId(): string;
@@ -72,9 +84,24 @@ function authOf(auth: NodemailerAuth | undefined): AuthCredentials | undefined {
   return { user: auth.user ?? "", pass: auth.pass ?? "", method: auth.method };
 }
 
-/** Nodemailer's AbortError (name, code), telling also what became of the message. */
-function abortError(signal: AbortSignal, err: unknown): Error {
-  return Object.assign(new Error("Message sending aborted", { cause: signal.reason }), { name: "AbortError", code: "EABORT", deliveryState: deliveryStateOf(err) });
+/** The DSN parameters in smtp-wire's names; RET takes Nodemailer's spellings too. */
+function dsnOf(dsn: NodemailerDsn): DSNOptions {
+  const ret = String(dsn.ret ?? dsn.return ?? "").toUpperCase();
+  return {
+    ret: ret === "HEADERS" ? "HDRS" : ret === "BODY" ? "FULL" : ret || undefined,
+    envid: dsn.envid ?? dsn.id,
+    notify: dsn.notify,
+    orcpt: dsn.orcpt ?? dsn.recipient,
+  };
+}
+
+/**
+ * Nodemailer's AbortError (name, code), saying also what became of the message: an abort
+ * stops a message before its end of data (not-sent), or comes too late to stop it (unknown).
+ */
+function abortError(signal: AbortSignal, stream: PoolSendStream): Error {
+  const deliveryState = stream.handedOver && stream.writableEnded ? "unknown" : "not-sent";
+  return Object.assign(new Error("Message sending aborted", { cause: signal.reason }), { name: "AbortError", code: "EABORT", deliveryState });
 }
 
 export class SmtpWireTransport extends EventEmitter {
@@ -83,8 +110,8 @@ export class SmtpWireTransport extends EventEmitter {
   readonly version = VERSION;
   /** sendMail({ signal }) is honoured while the message waits and while it is sent. */
   readonly supportsAbortSignal = true;
-  /** Set by Nodemailer when it wraps the transport. */
-  mailer?: unknown;
+  /** Nodemailer's Mail object, set when it wraps the transport (typed loosely: no Nodemailer types here). */
+  mailer?: any;
   readonly pool: SMTPPool;
 
   constructor(options: SmtpWireTransportOptions = {}) {
@@ -96,7 +123,8 @@ export class SmtpWireTransport extends EventEmitter {
 
   /** Nodemailer's transport entry point: sends one composed mail; `callback` is called once. */
   send(mail: NodemailerMail, callback: (err: Error | null, info?: SmtpWireSentMessageInfo) => void): void {
-    const signal = mail.data.signal;
+    const data = mail.data as { dsn?: NodemailerDsn; signal?: AbortSignal; requireTLSExtensionEnabled?: boolean };
+    const signal = data.signal;
     let finished = false;
     let source: Readable | undefined;
     const finish = (err: Error | null, info?: SmtpWireSentMessageInfo): void => {
@@ -110,15 +138,15 @@ export class SmtpWireTransport extends EventEmitter {
     try {
       const { from, to } = mail.message.getEnvelope();
       envelope = { from: from || "", to: [...to] };
-      if (mail.data.dsn) envelope.dsn = mail.data.dsn;
-      if (mail.data.requireTLSExtensionEnabled) envelope.requireTLS = true;
+      if (data.dsn) envelope.dsn = dsnOf(data.dsn);
+      if (data.requireTLSExtensionEnabled) envelope.requireTLS = true;
       messageId = mail.message.messageId();
     } catch (err) {
       return finish(err as Error);
     }
     const stream = this.pool.createSendStream(envelope);
     const onAbort = (): void => {
-      stream.destroy(abortError(signal!, undefined));
+      stream.destroy(abortError(signal!, stream));
     };
     // Opened once the send has a connection: a mail waiting in line holds nothing.
     stream.once("dispatch", () => {
@@ -129,7 +157,7 @@ export class SmtpWireTransport extends EventEmitter {
     stream.once("error", (err) => {
       source?.unpipe(stream);
       source?.destroy();
-      finish(signal?.aborted ? abortError(signal, err) : err);
+      finish(signal?.aborted ? abortError(signal, stream) : err);
     });
     if (signal) {
       if (signal.aborted) onAbort();

@@ -9,6 +9,18 @@
  * Events, besides a SendStream's: 'dispatch' each time the pool gives it a connection (a
  * caller can open its source only then, so a send waiting in line holds nothing).
  */
-import { SendStream } from "../send-stream.js";
+import { SendStream, type BodySink } from "../send-stream.js";
 
-export class PoolSendStream extends SendStream {}
+export class PoolSendStream extends SendStream {
+  #handedOver = false;
+
+  /** True once part of the body went to a connection: from then on it cannot go out elsewhere. */
+  get handedOver(): boolean {
+    return this.#handedOver;
+  }
+
+  override attach(sink: BodySink): void {
+    this.#handedOver = true;
+    super.attach(sink);
+  }
+}

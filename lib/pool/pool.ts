@@ -58,8 +58,6 @@ interface Job {
   /** Failed attempts so far (a lost connection, or one that could not be opened). */
   attempts: number;
   settled: boolean;
-  /** A streamed body started to go to a connection: it cannot be sent again elsewhere. */
-  handedOver: boolean;
   /** Set while it waits out a backoff before going back in the queue. */
   backoff?: NodeJS.Timeout;
   /** Set while it runs: stops it (the caller destroyed its stream). */
@@ -246,7 +244,7 @@ export class SMTPPool extends EventEmitter {
   }
 
   #admit(envelope: Envelope, message: Buffer | PoolSendStream, resolve: (info: SendInfo) => void, reject: (err: Error) => void): Job {
-    const job: Job = { envelope, message, attempts: 0, settled: false, handedOver: false, resolve, reject };
+    const job: Job = { envelope, message, attempts: 0, settled: false, resolve, reject };
     this.#pending++;
     if (this.#waiting.length === 0 && this.#queue.length < this.limits.maxQueued) this.#queue.push(job);
     else this.#waiting.push(job);
@@ -487,10 +485,7 @@ export class SMTPPool extends EventEmitter {
   #runStream(pc: PoolConnection, job: Job, stream: PoolSendStream): Promise<SendInfo> {
     const target = pc.connection.createSendStream(job.envelope);
     return new Promise<SendInfo>((resolve, reject) => {
-      target.once("ready", () => {
-        job.handedOver = true;
-        stream.attach(target);
-      });
+      target.once("ready", () => stream.attach(target));
       target.once("finish", () => resolve(target.info!));
       target.once("error", reject);
       job.cancel = (reason) => {
@@ -511,7 +506,7 @@ export class SMTPPool extends EventEmitter {
       for (const other of this.#connections) if (other.state === "ready") working++;
       this.#lowerConcurrency(working);
     }
-    const again = !this.#closed && !job.settled && mayRequeue({ err, connectionDied, bodyHandedOver: job.handedOver, requeues: job.attempts, maxRequeues: this.limits.maxRequeues });
+    const again = !this.#closed && !job.settled && mayRequeue({ err, connectionDied, bodyHandedOver: !Buffer.isBuffer(job.message) && job.message.handedOver, requeues: job.attempts, maxRequeues: this.limits.maxRequeues });
     if (again) this.#requeue(job);
     else this.#settle(job, err);
     this.#afterWork(pc);

@@ -214,10 +214,11 @@ test("close() fails the waiting sends not-sent, lets those on a connection finis
   const pool = new SMTPPool({ host: "127.0.0.1", port: server.port, maxConnections: 1 });
   const ended = once(pool, "end");
   const sends = Array.from({ length: 10 }, (_, n) => pool.send(envelopeOf(n), messageOf(n)));
+  const settled = Promise.allSettled(sends);
   await until(() => server.messages.length > 0 || pool.pendingCount() < 10, "the first send on its way");
   await pool.close();
   await ended;
-  const results = await Promise.allSettled(sends);
+  const results = await settled;
   const delivered = results.filter((r) => r.status === "fulfilled").length;
   const failed = results.filter((r) => r.status === "rejected").map((r) => (r as PromiseRejectedResult).reason as SMTPError & { deliveryState?: string });
   assert.ok(delivered >= 1, "sends on the connection finished");
@@ -239,9 +240,10 @@ test("close({ force: true }) ends connections at once; every send settles", asyn
   const server = await startCountingServer({ slowReadMs: 20, slowEvery: 1 });
   const pool = new SMTPPool({ host: "127.0.0.1", port: server.port, maxConnections: 2 });
   const sends = Array.from({ length: 6 }, (_, n) => pool.send(envelopeOf(n), messageOf(n, "x".repeat(200_000) + "\r\n")));
+  const settled = Promise.allSettled(sends);
   await until(() => pool.pendingCount() < 6 || server.open > 0, "a connection open");
   await settlesWithin(pool.close({ force: true }), 5000, "a forced close");
-  const results = await settlesWithin(Promise.allSettled(sends), 5000, "every send");
+  const results = await settlesWithin(settled, 5000, "every send");
   assert.is(results.length, 6);
   assert.is(pool.pendingCount(), 0);
   await server.close();
