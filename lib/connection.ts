@@ -10,12 +10,12 @@
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
-import type { AuthCredentials, Callback, Envelope, Reply, SendInfo, SMTPConnectionOptions } from "./types.js";
-import { badInput, fromReply, fromSocketError, greetingTimeoutError, protocolError, replyText, SMTPError, REPLY } from "./errors.js";
+import type { AuthCredentials, Callback, CustomAuthHandler, Envelope, Logger, Reply, SendInfo, SMTPConnectionOptions, TlsInfo } from "./types.js";
+import { badInput, connectionFailure, fromReply, fromSocketError, greetingTimeoutError, protocolError, replyText, SMTPError, REPLY } from "./errors.js";
 import { CommandQueue } from "./command-queue.js";
 import { ReplyPipeline } from "./reply-pipeline.js";
 import { freezeExtensions, readGreeting, sayHello, type Extensions } from "./handshake.js";
-import { openSocket, watchForTlsMismatch } from "./socket.js";
+import { openSocket, serverName, tlsDetails, watchForTlsMismatch } from "./socket.js";
 import { defaultClientName, openOptions, readChunkSize, readTimeout } from "./options.js";
 import { applyTlsPolicy, startTlsInjection, type StartTlsSession } from "./starttls.js";
 import { authenticate, cleartextRefusal } from "./auth/index.js";
@@ -24,7 +24,8 @@ import { SendStream, sendFromSource } from "./send-stream.js";
 import { checkMessage, type MessageInput } from "./message.js";
 import { runTransaction, type TransactionSession, type TransactionState } from "./transaction.js";
 import { OperationQueue, type Operation } from "./operation-queue.js";
-import { createTranscript, type Transcript } from "./logger.js";
+import { createLevelLogger, createTranscript, type Transcript } from "./logger.js";
+import { VERSION } from "./version.js";
 import { settle } from "./callback.js";
 
 /** QUIT is a courtesy: never wait longer than this for its 221. */
@@ -49,8 +50,24 @@ export class SMTPConnection extends EventEmitter {
   readonly port: number;
   /** Name sent with EHLO/LHLO. */
   readonly name: string;
+  // Nodemailer's public properties, with its meanings (issue 11).
+  /** This package's version. */
+  readonly version = VERSION;
+  /** TLS from the first byte: `secure`, or port 465 without `secure` set. */
+  readonly secureConnection: boolean;
+  /** The `connection` socket given is TLS already (`secured`). */
+  readonly alreadySecured: boolean;
+  /** The TLS server name (SNI and certificate check); false for an IP address. */
+  readonly servername: string | false;
+  readonly allowInternalNetworkInterfaces: boolean;
+  /** A Bunyan-style logger (every level), entries tagged with this connection's id; silent without `logger`. */
+  readonly logger: Required<Logger>;
+  /** The `customAuth` handlers by method name in upper case. */
+  readonly customAuth: Map<string, CustomAuthHandler>;
 
   #extensions: Extensions = new Map();
+  /** The EHLO lines with their parameters, for SendInfo.ehlo (as Nodemailer reports them). */
+  #ehloLines: string[] = [];
   #extensionsView = freezeExtensions(new Map());
   #pipeline: ReplyPipeline | undefined;
   #queue: CommandQueue;
@@ -59,8 +76,8 @@ export class SMTPConnection extends EventEmitter {
   #fatal: SMTPError | undefined;
   #transactionState: TransactionState = { needsReset: false, finalsPending: 0, envelopesSent: 0 };
   #upgradeReady = false;
+  #socketConnected = false;
   #quitting = false;
-  #errorEmitted = false;
   #operations = new OperationQueue();
   #sessionView: TransactionSession | undefined;
   #timers = new Set<NodeJS.Timeout>();
@@ -70,6 +87,14 @@ export class SMTPConnection extends EventEmitter {
     err instanceof Error && (this.#deliveredErrors.has(err) || (err.cause instanceof Error && this.#deliveredErrors.has(err.cause)));
   #died!: (err: SMTPError) => void;
   #whenDead: Promise<never>;
+  #closedWith!: (reason: SMTPError | undefined) => void;
+  /**
+   * Resolves once the connection has closed: with the error that closed it, or undefined
+   * for a clean close (`quit()`, `close()`). An error no operation received (an idle
+   * connection closed by the server or timed out) is kept here, whether or not anyone
+   * listens for `error`.
+   */
+  readonly closed: Promise<SMTPError | undefined>;
 
   constructor(options: SMTPConnectionOptions = {}) {
     super();
@@ -79,12 +104,34 @@ export class SMTPConnection extends EventEmitter {
     this.port = port;
     this.host = options.host || "localhost";
     this.secure = options.secure ?? port === 465;
+    this.secureConnection = this.secure;
+    this.alreadySecured = Boolean(options.secured);
     if (options.connection && options.secured) this.secure = true;
+    this.servername = serverName({ host: this.host, servername: options.servername }) ?? false;
+    this.allowInternalNetworkInterfaces = Boolean(options.allowInternalNetworkInterfaces);
+    this.customAuth = new Map(Object.entries(options.customAuth ?? {}).map(([method, handler]) => [method.trim().toUpperCase(), handler]));
     this.name = options.name || defaultClientName();
     this.#transcript = createTranscript(this.id, options.logger, options.debug);
+    this.logger = createLevelLogger(this.id, options.logger);
     this.#queue = new CommandQueue((line, logAs) => this.#writeLine(line, logAs));
     this.#whenDead = new Promise<never>((_, reject) => (this.#died = reject));
     this.#whenDead.catch(() => {});
+    this.closed = new Promise((resolve) => (this.#closedWith = resolve));
+  }
+
+  /** "init" until the socket is connected, then "connected" (Nodemailer's `stage`). */
+  get stage(): "init" | "connected" {
+    return this.#socketConnected ? "connected" : "init";
+  }
+
+  /** True once the connection is closed, for whatever reason (Nodemailer's `destroyed`). */
+  get destroyed(): boolean {
+    return this.#state === "closed";
+  }
+
+  /** Cipher, protocol, certificate check and the server's certificate; undefined unless the connection is encrypted. */
+  get tlsInfo(): TlsInfo | undefined {
+    return tlsDetails(this.#pipeline?.socket);
   }
 
   /** EHLO keywords (upper case) to their parameters; read-only. */
@@ -170,7 +217,7 @@ export class SMTPConnection extends EventEmitter {
   // ---- connection set-up -------------------------------------------------------------
 
   async #connect(): Promise<void> {
-    if (this.#state !== "new") throw new SMTPError("ECONNECTION", this.#state === "closed" ? "Connection is closed" : "connect() was already called", { command: "API" });
+    if (this.#state !== "new") throw new SMTPError("ECONNECTION", this.#state === "closed" ? "Connection is closed" : "connect() was already called", { command: "API", cause: this.#fatal });
     this.#state = "connecting";
     // Counted (by the operation queue) before the handshake starts: a failure it throws
     // synchronously (a bad EHLO name) must find connect() as its receiver, not become an
@@ -206,6 +253,7 @@ export class SMTPConnection extends EventEmitter {
     // Nagle's algorithm holds a small write (the terminator after the last body chunk, a
     // command after a pipelined group) until the server ACKs the one before, and servers
     // delay that ACK (40 ms on Linux): without this a message costs ~40 ms of idle wire.
+    this.#socketConnected = true;
     socket.setNoDelay(true);
     socket.setTimeout(readTimeout(this.options, "socketTimeout"));
     this.#transcript.info(`Connection established to ${socket.remoteAddress}:${socket.remotePort}`);
@@ -215,8 +263,9 @@ export class SMTPConnection extends EventEmitter {
   }
 
   async #hello(): Promise<void> {
-    const { extensions } = await sayHello(this.#queue, this.name, Boolean(this.options.lmtp));
+    const { extensions, lines } = await sayHello(this.#queue, this.name, Boolean(this.options.lmtp));
     this.#extensions = extensions;
+    this.#ehloLines = lines;
     this.#extensionsView = freezeExtensions(extensions);
     this.allowsAuth = extensions.has("AUTH");
   }
@@ -320,20 +369,28 @@ export class SMTPConnection extends EventEmitter {
    * waiting go out in call order on the one connection. A transaction (`overlap`) may start
    * once the one before it handed the wire over (see OperationQueue).
    */
-  #enqueue<T>(operation: Operation<T>, overlap = false): Promise<T> {
+  #enqueue<T>(operation: Operation<T>, overlap = false, guarded = true): Promise<T> {
     // A call that races the connection's death (a relay that has not seen `end` yet) must
     // not read as a refusal of its message: nothing was tried, so it is temporary.
     if (this.#state === "closed") return Promise.reject(new SMTPError("ECONNECTION", "Connection is closed", { command: "API", temporary: true, cause: this.#fatal }));
     if (this.#state === "new") return Promise.reject(new SMTPError("ECONNECTION", "Not connected: call connect() first", { command: "API", temporary: false }));
-    const guard = () => {
-      if (this.#state === "closed") throw this.#fatal ?? new SMTPError("ECONNECTION", "Connection is closed", { command: "API" });
-    };
-    return this.#operations.run(operation, { overlap, guard });
+    const guard = () => this.#assertOpen();
+    return this.#operations.run(operation, { overlap, guard: guarded ? guard : undefined });
   }
 
-  /** Queues one transaction; it may overlap the final reply of the one before. */
+  /** An operation whose turn came after the connection died gets its own error ("API": it wrote nothing). */
+  #assertOpen(): void {
+    if (this.#state === "closed") throw connectionFailure(this.#fatal!, "API");
+  }
+
+  /**
+   * Queues one transaction; it may overlap the final reply of the one before. It checks
+   * the connection itself (see runTransaction), so that a send queued behind a failure
+   * reports its own outcome too.
+   */
   #transaction(envelope: Envelope, message: SendStream | Buffer): Promise<SendInfo> {
-    return this.#enqueue((handOver) => runTransaction(this.#session(), envelope, message, [...this.#extensions.keys()], handOver), true);
+    const open = () => (this.#assertOpen(), this.#session());
+    return this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#ehloLines], handOver), true, false);
   }
 
   /** What transactions see of the connection; made again only when the socket, TLS or EHLO changed. */
@@ -352,6 +409,7 @@ export class SMTPConnection extends EventEmitter {
       bdatChunkSize: readChunkSize(this.options),
       state: this.#transactionState,
       abort: (err) => this.#teardown(err, { reported: true }),
+      recipient: (outcome, envelope) => this.emit("recipient", outcome, envelope),
     });
   }
 
@@ -386,7 +444,8 @@ export class SMTPConnection extends EventEmitter {
     // write. Returned as is (not awaited here), so its result reaches the caller one
     // promise hop sooner.
     if ("bytes" in checked) return this.#transaction(envelope, checked.bytes);
-    return sendFromSource(checked.source, this.createSendStream(envelope));
+    const stream = new SendStream();
+    return sendFromSource(checked.source, stream, this.#transaction(envelope, stream));
   }
 
   // ---- timers and teardown ---------------------------------------------------------
@@ -417,13 +476,15 @@ export class SMTPConnection extends EventEmitter {
 
   /**
    * The one way a connection ends: mark closed, clear timers, fail every pending and
-   * queued operation with `err` (ECONNECTION when closed on purpose), destroy the socket,
-   * emit `error` at most once and `end` once. `reported` means the operation that chose to
-   * close has already reported the failure, so no `error` event repeats it.
+   * queued operation (each with its own error, `err` as cause; ECONNECTION when closed on
+   * purpose), destroy the socket, resolve `closed`, emit `error` at most once and `end`
+   * once. `error` is emitted only to a listener (SPEC §8): an error no operation received
+   * must never crash a Promise user; `closed` and the next call's `cause` keep it.
+   * `reported` means the operation that chose to close has already reported the failure,
+   * so no `error` event repeats it.
    */
   #teardown(err?: SMTPError, { reported = false } = {}): void {
     if (this.#state === "closed") return;
-    const hadReceivers = reported || this.#queue.size > 0 || this.#operations.active > 0;
     this.#state = "closed";
     // Operations still pending when the caller closes were never refused by anyone: a relay
     // may retry them elsewhere, so they are temporary.
@@ -434,9 +495,9 @@ export class SMTPConnection extends EventEmitter {
     this.#died(this.#fatal);
     this.#pipeline?.destroy();
     if (err) this.#transcript.error(`${err.code}: ${err.message}`);
+    this.#closedWith(err);
     process.nextTick(() => {
-      if (err && !reported && !this.#errorEmitted && (this.listenerCount("error") > 0 || !hadReceivers)) {
-        this.#errorEmitted = true;
+      if (err && !reported && this.listenerCount("error") > 0) {
         this.emit("error", err);
       }
       this.emit("end");

@@ -13,7 +13,8 @@
  */
 import { Writable, type Readable } from "node:stream";
 import type { SendInfo } from "./types.js";
-import { SMTPError } from "./errors.js";
+import { SMTPError, type SMTPErrorFields } from "./errors.js";
+import { deliveryState } from "./outcome.js";
 
 /** Where the body goes after 354: the body channel, or any Writable stage. */
 export interface BodySink {
@@ -61,16 +62,25 @@ export class SendStream extends Writable {
     this.on("pipe", (source: Readable) => this.#watchSource(source));
   }
 
-  /** A piped source that fails, or closes before its end, fails the send with ESTREAM. */
+  /**
+   * A piped source that fails, or closes before its end, fails the send with ESTREAM.
+   * "Before its end" is judged by having seen its 'end' event, not by `readableEnded`: an
+   * old-style stream (legacy Stream with pipe(), as `through` and event-stream make) has
+   * no such property, and closes right after ending.
+   */
   #watchSource(source: Readable): void {
+    let ended = false;
+    const onEnd = () => (ended = true);
     const onError = (err: unknown) =>
-      this.destroy(new SMTPError("ESTREAM", `Message source failed: ${(err as Error)?.message ?? err}`, { command: "DATA", temporary: false, cause: err }));
+      this.destroy(this.#streamError(`Message source failed: ${(err as Error)?.message ?? err}`, { command: "DATA", temporary: true, cause: err }));
     const onClose = () => {
-      if (!source.readableEnded) onError(new Error("source closed before it ended"));
+      if (!ended) onError(new Error("source closed before it ended"));
     };
+    source.on("end", onEnd);
     source.on("error", onError);
     source.on("close", onClose);
     this.once("close", () => {
+      source.off("end", onEnd);
       source.off("error", onError);
       source.off("close", onClose);
     });
@@ -82,7 +92,7 @@ export class SendStream extends Writable {
    */
   override write(chunk: unknown, encoding?: BufferEncoding | ((err?: Error | null) => void), cb?: (err?: Error | null) => void): boolean {
     if (!isChunk(chunk)) {
-      const err = new SMTPError("ESTREAM", `Message chunks must be Buffer, Uint8Array or string, got ${chunk === null ? "null" : typeof chunk}`, { command: "DATA", temporary: false });
+      const err = this.#streamError(`Message chunks must be Buffer, Uint8Array or string, got ${chunk === null ? "null" : typeof chunk}`, { command: "DATA", temporary: false });
       this.destroy(err);
       const callback = typeof encoding === "function" ? encoding : cb;
       if (callback) process.nextTick(callback, err);
@@ -126,14 +136,24 @@ export class SendStream extends Writable {
         err instanceof SMTPError
           ? err
           : writeAfterEnd(err)
-            ? new SMTPError("ESTREAM", "write() after end(): the message the caller ended is not the whole message, so it is abandoned", { command: "API", temporary: false, cause: err })
-            : new SMTPError("ESTREAM", err ? `Message source failed: ${err.message}` : "Message stream was destroyed before end()", { command: "DATA", temporary: false, cause: err ?? undefined });
+            ? this.#streamError("write() after end(): the message the caller ended is not the whole message, so it is abandoned", { command: "API", temporary: false, cause: err })
+            : this.#streamError(err ? `Message source failed: ${err.message}` : "Message stream was destroyed before end()", { command: "DATA", temporary: true, cause: err ?? undefined });
       this.#abortReason = reason;
       this.#aborted(reason);
       done(err ? reason : null);
       return;
     }
     done(err);
+  }
+
+  /**
+   * An ESTREAM failure of this stream. Whether the server may have the message is decided
+   * now, while it is known whether the end of data has left (outcome.ts decides; the
+   * transaction keeps this verdict). A source that failed locally (disk, object store) is
+   * temporary: the message itself was not refused.
+   */
+  #streamError(message: string, fields: SMTPErrorFields): SMTPError {
+    return new SMTPError("ESTREAM", message, { ...fields, deliveryState: deliveryState({ phase: this.#bodyEnded ? "final" : "body" }) });
   }
 
   /** Why the stream was destroyed before the message completed, if it was. */
@@ -188,21 +208,27 @@ export class SendStream extends Writable {
 }
 
 /**
- * send() with a Readable: pipes `source` into `stream` and resolves with the SendInfo.
- * A failing source fails the send with ESTREAM (the stream watches what is piped into
- * it); a failed send destroys the source, so it is never left paused.
+ * send() with a Readable (or an old-style stream with pipe()): pipes `source` into
+ * `stream` and settles as `sending` (the transaction writing `stream`) does, or at once
+ * when the stream is abandoned (its source failed, even while the send waits its turn).
+ * It never waits for the stream's own events: a stream destroyed without an error (an
+ * old-style pipe() does that when its source closes early) emits no 'error'. A failed send
+ * destroys the source, so it is never left paused.
  */
-export async function sendFromSource(source: Readable, stream: SendStream): Promise<SendInfo> {
-  const result = new Promise<SendInfo>((resolve, reject) => {
-    stream.once("error", reject);
-    stream.once("finish", () => resolve(stream.info!));
-  });
+export async function sendFromSource(source: Readable, stream: SendStream, sending: Promise<SendInfo>): Promise<SendInfo> {
+  sending.catch(() => {});
+  // The failure reaches the caller through the Promise; an 'error' event nobody listens
+  // to would crash the process instead.
+  stream.on("error", () => {});
   source.pipe(stream);
   try {
-    return await result;
+    return await Promise.race([sending, stream.aborted.then((err) => Promise.reject(err))]);
   } catch (err) {
-    source.unpipe(stream);
-    source.destroy();
+    // Only what the source has: an old-style stream has no unpipe() (its pipe() lets go
+    // when the SendStream closes) and may have no destroy(). A TypeError from a missing
+    // method must never replace the send's real error.
+    if (typeof source.unpipe === "function") source.unpipe(stream);
+    if (typeof source.destroy === "function") source.destroy();
     throw err;
   }
 }

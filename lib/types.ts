@@ -142,6 +142,30 @@ export interface Envelope {
   dsn?: DSNOptions;
 }
 
+/**
+ * Whether the server may have a message whose send failed (SPEC §6): "not-sent" (it
+ * cannot: refused before or at the envelope, or failed before the end of data left),
+ * "rejected" (refused at its final reply), "unknown" (the end of data was written and no
+ * final reply came: it may have been delivered). Only "not-sent" is safe to retry blindly.
+ */
+export type DeliveryState = "not-sent" | "rejected" | "unknown";
+
+/**
+ * What became of one recipient, decided by the reply that settled it: its RCPT reply when
+ * that refused it, else the final reply (LMTP: its own), else the failure of the whole
+ * send. "deferred" is a temporary refusal (4xx, or a failure a retry may cure).
+ */
+export interface RecipientOutcome {
+  address: string;
+  status: "accepted" | "rejected" | "deferred";
+  /** The deciding reply's code; absent when no reply decided (the connection failed). */
+  responseCode?: number;
+  /** Its RFC 3463 enhanced status code, when the server sent one. */
+  enhancedCode?: string;
+  /** Its text (all lines), or the failure's message when no reply decided. */
+  response?: string;
+}
+
 /** What a completed send reports. */
 export interface SendInfo {
   /** Recipients the server accepted. */
@@ -158,8 +182,10 @@ export interface SendInfo {
   messageTime: number;
   /** Bytes sent after 354 up to and including the terminator (after dot-stuffing). */
   messageSize: number;
-  /** EHLO keywords the server advertised. */
+  /** The server's EHLO lines after the first, with their parameters ("SIZE 102400", "AUTH LOGIN PLAIN"), as Nodemailer reports them. */
   ehlo: string[];
+  /** smtp-wire: one outcome per envelope recipient, in envelope order. */
+  recipients: RecipientOutcome[];
 }
 
 /** OAuth2 credentials for XOAUTH2. */
@@ -214,6 +240,20 @@ export interface CustomAuthContext {
 
 /** A customAuth handler; may return a Promise or call resolve/reject. */
 export type CustomAuthHandler = (ctx: CustomAuthContext) => void | Promise<void>;
+
+/** The TLS details of an encrypted connection (`conn.tlsInfo`), as a relay logs them. */
+export interface TlsInfo {
+  /** The negotiated cipher, e.g. { name: "TLS_AES_256_GCM_SHA384", version: "TLSv1.3" }. */
+  cipher: import("node:tls").CipherNameAndProtocol;
+  /** The negotiated protocol, e.g. "TLSv1.3". */
+  protocol: string | null;
+  /** Whether the server's certificate was verified against the trusted CAs. */
+  authorized: boolean;
+  /** Why it was not, when it was not (only possible with `tls.rejectUnauthorized: false`). */
+  authorizationError: Error | undefined;
+  /** The server's certificate. */
+  peerCertificate: import("node:tls").PeerCertificate;
+}
 
 /** Node-style callback. */
 export type Callback<T> = (err: Error | null, result?: T) => void;
