@@ -18,11 +18,11 @@
  * port), and OAuth2 token refreshing (give an accessToken, or a pass).
  */
 import { EventEmitter } from "node:events";
-import { createRequire } from "node:module";
 import type { Readable } from "node:stream";
 import { SMTPPool } from "../pool/pool.js";
 import type { PoolOptions } from "../pool/options.js";
 import type { PoolSendStream } from "../pool/pool-send-stream.js";
+import { VERSION } from "../version.js";
 import type { AuthCredentials, DSNOptions, Envelope, SendInfo } from "../types.js";
 
 /** Nodemailer's `dsn` option: its own names (id, return, recipient) or SMTPConnection's (envid, ret, orcpt). */
@@ -73,8 +73,6 @@ export interface SmtpWireSentMessageInfo extends SendInfo {
   envelope: { from: string; to: string[] };
   messageId: string;
 }
-
-const VERSION = (createRequire(import.meta.url)("smtp-wire/package.json") as { version: string }).version;
 
 function authOf(auth: NodemailerAuth | undefined): AuthCredentials | undefined {
   if (!auth || (!auth.user && !auth.pass && !auth.accessToken)) return undefined;

@@ -4,4 +4,3 @@
 export { SMTPPool, type PoolLease } from "./pool.js";
 export { PoolSendStream } from "./pool-send-stream.js";
 export type { PoolOptions, PoolLimits } from "./options.js";
-export type { DeliveryState } from "./requeue.js";

@@ -15,25 +15,16 @@
  * queue's job, with its own schedule (README, "Retry rules").
  */
 import { SMTPError } from "../errors.js";
-
-export type DeliveryState = "not-sent" | "rejected" | "unknown";
+import type { DeliveryState } from "../types.js";
 
 /** First delay before a re-queued send is tried again, doubled each time, up to REQUEUE_MAX_MS. */
 export const REQUEUE_BASE_MS = 50;
 export const REQUEUE_MAX_MS = 2000;
 
-/**
- * Commands whose failure means the message's end of data cannot have been written, for an
- * error that does not say its deliveryState (an error from before the outcome model).
- */
-const BEFORE_THE_BODY = new Set(["API", "CONN", "EHLO", "HELO", "LHLO", "STARTTLS", "AUTH", "RSET", "MAIL FROM", "RCPT TO"]);
-
-/** The error's deliveryState; one that says none is judged by its command, and `unknown` when in doubt. */
+/** The error's deliveryState (SPEC §6); an error that says none is `unknown`: in doubt, never again. */
 export function deliveryStateOf(err: unknown): DeliveryState {
   const state = (err as { deliveryState?: unknown })?.deliveryState;
-  if (state === "not-sent" || state === "rejected" || state === "unknown") return state;
-  const command = (err as { command?: unknown })?.command;
-  return typeof command === "string" && BEFORE_THE_BODY.has(command) ? "not-sent" : "unknown";
+  return state === "not-sent" || state === "rejected" ? state : "unknown";
 }
 
 /** What the pool knows about one failed attempt. */
@@ -83,13 +74,13 @@ export function isTooManyConnections(err: unknown): boolean {
  */
 export function notSent(message: string, cause?: unknown): SMTPError {
   const base = cause instanceof SMTPError ? cause : undefined;
-  const err = new SMTPError(base?.code ?? "ECONNECTION", message, {
+  return new SMTPError(base?.code ?? "ECONNECTION", message, {
     command: base?.command ?? "API",
     response: base?.response,
     responseCode: base?.responseCode,
     enhancedCode: base?.enhancedCode,
     temporary: base?.temporary ?? true,
+    deliveryState: "not-sent",
     cause,
   });
-  return Object.assign(err, { deliveryState: "not-sent" as const });
 }
