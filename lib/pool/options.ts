@@ -46,9 +46,10 @@ export interface PoolLimits {
 
 const POOL_KEYS = ["auth", "forceAuth", "maxConnections", "maxMessages", "rateLimit", "rateDelta", "idleTimeout", "maxRequeues", "maxQueued"] as const;
 
+/** A number above 0 (Infinity allowed: no limit), else the default. */
 function positive(value: unknown, fallback: number): number {
   const n = Number(value);
-  return Number.isFinite(n) && n > 0 ? n : fallback;
+  return n > 0 ? n : fallback;
 }
 
 function atLeastZero(value: unknown, fallback: number): number {

@@ -55,7 +55,7 @@ export interface PoolLease {
 interface Job {
   envelope: Envelope;
   message: Buffer | PoolSendStream;
-  /** Failed attempts so far (a lost connection, or one that could not be opened). */
+  /** Attempts that failed with the message not sent because the connection died. */
   attempts: number;
   settled: boolean;
   /** Set while it waits out a backoff before going back in the queue. */
@@ -67,9 +67,17 @@ interface Job {
 }
 
 interface LeaseWaiter {
-  attempts: number;
   resolve(lease: PoolLease): void;
   reject(err: Error): void;
+}
+
+/**
+ * A streamed send waiting for room: its stream is made only once it gets a place in line,
+ * so a hundred thousand of them cost a few objects each, not a Writable each.
+ */
+interface Deferred {
+  start(): void;
+  fail(err: SMTPError): void;
 }
 
 export class SMTPPool extends EventEmitter {
@@ -81,7 +89,7 @@ export class SMTPPool extends EventEmitter {
   /** Sends with a place in line, at most maxQueued. */
   #queue = new Fifo<Job>();
   /** Sends waiting for room in the queue. */
-  #waiting = new Fifo<Job>();
+  #waiting = new Fifo<Job | Deferred>();
   /** Sends waiting out a backoff before going back in the queue. */
   #backingOff = new Set<Job>();
   #leaseWaiters = new Fifo<LeaseWaiter>();
@@ -127,16 +135,12 @@ export class SMTPPool extends EventEmitter {
    * highWaterMark), and emits 'dispatch' each time it is given one.
    */
   createSendStream(envelope: Envelope): PoolSendStream {
-    const stream = new PoolSendStream();
     if (this.#closed) {
-      this.#pending++;
+      const stream = new PoolSendStream();
       stream.fail(notSent("The pool is closed"));
-      this.#pending--;
       return stream;
     }
-    const job = this.#admit(envelope, stream, (info) => stream.complete(info), (err) => stream.fail(err as SMTPError));
-    void stream.aborted.then((reason) => this.#abandon(job, reason));
-    return stream;
+    return this.#streamJob(envelope);
   }
 
   /**
@@ -147,7 +151,7 @@ export class SMTPPool extends EventEmitter {
   acquire(): Promise<PoolLease> {
     if (this.#closed) return Promise.reject(notSent("The pool is closed"));
     return new Promise<PoolLease>((resolve, reject) => {
-      this.#leaseWaiters.push({ attempts: 0, resolve, reject });
+      this.#leaseWaiters.push({ resolve, reject });
       this.#pump();
     });
   }
@@ -182,8 +186,11 @@ export class SMTPPool extends EventEmitter {
       for (const timer of [this.#rateTimer, this.#openTimer, this.#cooldownTimer]) if (timer) clearTimeout(timer);
       const closed = (what: string) => notSent(`The pool was closed before ${what}`);
       for (const job of [...this.#waiting.drain(), ...this.#queue.drain(), ...this.#backingOff]) {
-        if (job.backoff) clearTimeout(job.backoff);
-        this.#settle(job, closed("the message was sent"));
+        if ("start" in job) job.fail(closed("the message was sent"));
+        else {
+          if (job.backoff) clearTimeout(job.backoff);
+          this.#settle(job, closed("the message was sent"));
+        }
       }
       this.#backingOff.clear();
       for (const waiter of this.#leaseWaiters.drain()) waiter.reject(closed("a connection was free"));
@@ -198,7 +205,7 @@ export class SMTPPool extends EventEmitter {
 
   /** True when a send made now would be queued at once (room for more); false once closed. */
   isIdle(): boolean {
-    return !this.#closed && this.#waiting.length === 0 && this.#queue.length < this.limits.maxQueued;
+    return !this.#closed && this.#hasRoom();
   }
 
   /** Sends not settled yet: waiting for room, queued, backing off, or on a connection. */
@@ -223,32 +230,71 @@ export class SMTPPool extends EventEmitter {
   /**
    * A streamed message: the source is piped only once the stream has a connection, so a
    * send waiting in line reads nothing, holds nothing, and can still go to any connection.
+   * Beyond maxQueued not even the stream is made until there is room.
    */
   #sendSource(envelope: Envelope, source: Readable): Promise<SendInfo> {
-    const stream = this.createSendStream(envelope);
-    // Until it is piped, a failing source would have no 'error' listener at all.
-    const early = (err: Error) => stream.destroy(err);
-    source.once("error", early);
-    stream.once("dispatch", () => {
-      source.off("error", early);
-      source.pipe(stream);
-    });
     return new Promise<SendInfo>((resolve, reject) => {
-      stream.once("finish", () => resolve(stream.info!));
-      stream.once("error", (err) => {
-        source.unpipe?.(stream);
-        source.destroy?.();
-        reject(err);
-      });
+      // Until it is piped, a failing source would have no 'error' listener at all.
+      let stream: PoolSendStream | undefined;
+      const early = (err: Error) => {
+        if (stream) return stream.destroy(err);
+        if (!this.#waiting.remove(deferred)) return;
+        this.#pending--;
+        reject(new SMTPError("ESTREAM", `Message source failed: ${err?.message ?? err}`, { command: "API", temporary: true, deliveryState: "not-sent", cause: err }));
+      };
+      const start = (pump: boolean) => {
+        stream = this.#streamJob(envelope, pump);
+        stream.once("dispatch", () => {
+          source.off("error", early);
+          source.pipe(stream!);
+        });
+        stream.once("finish", () => resolve(stream!.info!));
+        stream.once("error", (err) => {
+          source.off("error", early);
+          source.unpipe?.(stream);
+          source.destroy?.();
+          reject(err);
+        });
+      };
+      const deferred: Deferred = {
+        // Called by the pump as it lets sends in: it queues the stream itself.
+        start: () => {
+          this.#pending--;
+          start(false);
+        },
+        fail: (err) => {
+          this.#pending--;
+          source.off("error", early);
+          source.destroy?.();
+          reject(err);
+        },
+      };
+      source.once("error", early);
+      if (this.#hasRoom()) return start(true);
+      this.#pending++;
+      this.#waiting.push(deferred);
     });
   }
 
-  #admit(envelope: Envelope, message: Buffer | PoolSendStream, resolve: (info: SendInfo) => void, reject: (err: Error) => void): Job {
+  /** A stream send with its place in line (or in the waiting line when there is no room). */
+  #streamJob(envelope: Envelope, pump = true): PoolSendStream {
+    const stream = new PoolSendStream();
+    const job = this.#admit(envelope, stream, (info) => stream.complete(info), (err) => stream.fail(err as SMTPError), pump);
+    void stream.aborted.then((reason) => this.#abandon(job, reason));
+    return stream;
+  }
+
+  #hasRoom(): boolean {
+    return this.#waiting.length === 0 && this.#queue.length < this.limits.maxQueued;
+  }
+
+  /** Queues a send, or (no room, and not let in by the pump) puts it in the waiting line. */
+  #admit(envelope: Envelope, message: Buffer | PoolSendStream, resolve: (info: SendInfo) => void, reject: (err: Error) => void, pump = true): Job {
     const job: Job = { envelope, message, attempts: 0, settled: false, resolve, reject };
     this.#pending++;
-    if (this.#waiting.length === 0 && this.#queue.length < this.limits.maxQueued) this.#queue.push(job);
+    if (this.#hasRoom() || !pump) this.#queue.push(job);
     else this.#waiting.push(job);
-    this.#pump();
+    if (pump) this.#pump();
     return job;
   }
 
@@ -292,7 +338,11 @@ export class SMTPPool extends EventEmitter {
       this.#run(pc, this.#queue.shift()!);
     }
     this.#openIfNeeded();
-    while (this.#waiting.length > 0 && this.#queue.length < this.limits.maxQueued) this.#queue.push(this.#waiting.shift()!);
+    while (this.#waiting.length > 0 && this.#queue.length < this.limits.maxQueued) {
+      const next = this.#waiting.shift()!;
+      if ("start" in next) next.start();
+      else this.#queue.push(next);
+    }
     const idle = this.isIdle();
     if (idle && !this.#wasIdle) this.emit("idle");
     this.#wasIdle = idle;
@@ -387,10 +437,10 @@ export class SMTPPool extends EventEmitter {
   }
 
   /**
-   * A connection could not be opened. A server with too many connections gets fewer; a
-   * refusal no retry can fix (credentials, TLS) fails what waits when no connection works;
-   * otherwise, when no connection works, the oldest waiting send is charged one attempt.
-   * Each failure in a row doubles the wait before the next open.
+   * A connection could not be opened. A server with too many connections gets fewer. While
+   * no connection works, a refusal no retry can fix (credentials, TLS) fails what waits at
+   * once, and other failures do after maxRequeues more in a row. Each failure in a row
+   * doubles the wait before the next open.
    */
   #openFailed(pc: PoolConnection, err: unknown): void {
     this.#connections.delete(pc);
@@ -400,38 +450,22 @@ export class SMTPPool extends EventEmitter {
     for (const other of this.#connections) if (other.state === "ready") working++;
     const tooMany = isTooManyConnections(err);
     if (tooMany) this.#lowerConcurrency(working);
-    if (working === 0) {
-      if ((err as SMTPError)?.temporary === false && !tooMany) this.#failAllWaiting(err);
-      else this.#chargeOldest(err);
-    }
     this.#openFailures++;
+    if (working === 0 && (((err as SMTPError)?.temporary === false && !tooMany) || this.#openFailures > this.limits.maxRequeues)) {
+      this.#failAllWaiting(err, this.#openFailures);
+      this.#openFailures = 0;
+    }
     this.#openBlockedUntil = performance.now() + requeueDelay(this.#openFailures);
     this.#pump();
   }
 
-  #failAllWaiting(err: unknown): void {
-    const why = `Could not open a connection: ${(err as Error)?.message ?? err}`;
-    for (const job of [...this.#queue.drain(), ...this.#waiting.drain()]) this.#settle(job, notSent(why, err));
+  #failAllWaiting(err: unknown, attempts: number): void {
+    const why = `Could not open a connection${attempts > 1 ? ` (${attempts} attempts)` : ""}: ${(err as Error)?.message ?? err}`;
+    for (const job of [...this.#queue.drain(), ...this.#waiting.drain()]) {
+      if ("start" in job) job.fail(notSent(why, err));
+      else this.#settle(job, notSent(why, err));
+    }
     for (const waiter of this.#leaseWaiters.drain()) waiter.reject(notSent(why, err));
-  }
-
-  #chargeOldest(err: unknown): void {
-    const job = this.#queue.peek();
-    const waiter = job ? undefined : this.#leaseWaiters.peek();
-    const oldest = job ?? waiter;
-    if (!oldest) return;
-    if (oldest.attempts < this.limits.maxRequeues) {
-      oldest.attempts++;
-      return;
-    }
-    const failure = notSent(`Could not open a connection after ${oldest.attempts + 1} attempts: ${(err as Error)?.message ?? err}`, err);
-    if (job) {
-      this.#queue.shift();
-      this.#settle(job, failure);
-    } else {
-      this.#leaseWaiters.shift();
-      waiter!.reject(failure);
-    }
   }
 
   #lowerConcurrency(working: number): void {

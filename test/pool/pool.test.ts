@@ -285,6 +285,29 @@ test("wrong credentials fail every waiting send with EAUTH instead of retrying",
   }
 });
 
+test("a destination that refuses every connection fails what waits, not-sent, after maxRequeues more tries", async () => {
+  const gone = await startCountingServer();
+  const port = gone.port;
+  await gone.close();
+  const pool = new SMTPPool({ host: "127.0.0.1", port, maxConnections: 1, maxRequeues: 1, maxQueued: 1 });
+  try {
+    const sends = [1, 2].map((n) => pool.send(envelopeOf(n), messageOf(n)));
+    const streamed = pool.send(envelopeOf(3), Readable.from([messageOf(3)]));
+    const lease = pool.acquire();
+    const results = await settlesWithin(Promise.allSettled([...sends, streamed, lease]), 10_000, "the sends and the lease");
+    for (const result of results) {
+      assert.is(result.status, "rejected");
+      const err = (result as PromiseRejectedResult).reason as SMTPError;
+      assert.match(err.message, /Could not open a connection \(2 attempts\)/);
+      assert.is(err.deliveryState, "not-sent");
+      assert.ok(err.temporary);
+    }
+    assert.is(pool.pendingCount(), 0);
+  } finally {
+    await pool.close();
+  }
+});
+
 test("maxQueued: sends beyond it wait for room; isIdle() and 'idle' tell a producer when there is room", async () => {
   const server = await startCountingServer();
   const pool = new SMTPPool({ host: "127.0.0.1", port: server.port, maxConnections: 1, maxQueued: 3 });
