@@ -16,6 +16,11 @@ import { arrivals, envelopeOf, messageOf, seqOf, startCountingServer } from "./s
 const unhandled = trackUnhandled();
 type Outcome = SendInfo | (SMTPError & { deliveryState?: string });
 
+/** One message accepted, as a pipelining server sees it. */
+const acceptedMessage: Step[] = [...acceptPipelinedEnvelope(), { expectData: true }, { send: "250 2.0.0 queued\r\n" }];
+/** A whole session that accepts one message, then QUIT. */
+const oneMessageSession: Step[] = [...greetAndEhlo(["PIPELINING"]), ...acceptedMessage, { expect: "QUIT" }, { send: "221 bye\r\n" }];
+
 function settleAll(sends: Promise<SendInfo>[], what: string): Promise<Outcome[]> {
   return settlesWithin(Promise.all(sends.map((s) => s.then((info) => info as Outcome, (err: SMTPError) => err as Outcome))), 30_000, what);
 }
@@ -103,15 +108,12 @@ test("a server that drops every 3rd connection: each message arrives once, or is
 test("an idle connection the server closed (421 and FIN) never eats the next message", async () => {
   const first: Step[] = [
     ...greetAndEhlo(["PIPELINING"]),
-    ...acceptPipelinedEnvelope(),
-    { expectData: true },
-    { send: "250 2.0.0 queued\r\n" },
+    ...acceptedMessage,
     { delayMs: 20 },
     { send: "421 4.4.2 idle for too long\r\n" },
     { close: true },
   ];
-  const second: Step[] = [...greetAndEhlo(["PIPELINING"]), ...acceptPipelinedEnvelope(), { expectData: true }, { send: "250 2.0.0 queued\r\n" }, { expect: "QUIT" }, { send: "221 bye\r\n" }];
-  const server = await startFaultServer((index) => (index === 0 ? first : second));
+  const server = await startFaultServer((index) => (index === 0 ? first : oneMessageSession));
   const pool = new SMTPPool({ host: "127.0.0.1", port: server.port, maxConnections: 1 });
   try {
     await pool.send(envelopeOf(1), messageOf(1));
@@ -132,15 +134,12 @@ test("an idle connection the server closed (421 and FIN) never eats the next mes
 test("a connection found dead as the next envelope goes out: the message goes out again on another one", async () => {
   const first: Step[] = [
     ...greetAndEhlo(["PIPELINING"]),
-    ...acceptPipelinedEnvelope(),
-    { expectData: true },
-    { send: "250 2.0.0 queued\r\n" },
+    ...acceptedMessage,
     // The server had given up on this session: it reads the next MAIL FROM and hangs up.
     { expect: /^MAIL FROM/ },
     { close: true },
   ];
-  const second: Step[] = [...greetAndEhlo(["PIPELINING"]), ...acceptPipelinedEnvelope(), { expectData: true }, { send: "250 2.0.0 queued\r\n" }, { expect: "QUIT" }, { send: "221 bye\r\n" }];
-  const server = await startFaultServer((index) => (index === 0 ? first : second));
+  const server = await startFaultServer((index) => (index === 0 ? first : oneMessageSession));
   const pool = new SMTPPool({ host: "127.0.0.1", port: server.port, maxConnections: 1 });
   try {
     await pool.send(envelopeOf(1), messageOf(1));
@@ -201,8 +200,7 @@ test("a server that refuses connections (421 too many) gets fewer; no message fa
 
 test("a streamed send whose connection dies during its envelope goes out on another connection with its bytes intact", async () => {
   const first: Step[] = [...greetAndEhlo(["PIPELINING"]), { expect: /^MAIL FROM/ }, { close: true }];
-  const second: Step[] = [...greetAndEhlo(["PIPELINING"]), ...acceptPipelinedEnvelope(), { expectData: true }, { send: "250 2.0.0 queued\r\n" }, { expect: "QUIT" }, { send: "221 bye\r\n" }];
-  const server = await startFaultServer((index) => (index === 0 ? first : second));
+  const server = await startFaultServer((index) => (index === 0 ? first : oneMessageSession));
   const pool = new SMTPPool({ host: "127.0.0.1", port: server.port, maxConnections: 1 });
   try {
     const stream = pool.createSendStream(envelopeOf(5));
