@@ -166,6 +166,34 @@ test("sendMail({ signal }): aborted while it waits for a connection, it fails wi
   }
 });
 
+test("sendMail({ signal }) aborted mid-body: AbortError, not-sent, nothing delivered, the next mail goes out", async () => {
+  let bodyBytes = 0;
+  const server = await startServer({ size: 0, keepData: false, slowReadMs: 20, slowEvery: 64 * 1024, onChunk: (chunk) => (bodyBytes += chunk.length) });
+  const transport = nodemailer.createTransport(smtpWire({ ...serverOptions(), port: server.port, pool: { maxConnections: 1 } }));
+  try {
+    const controller = new AbortController();
+    let produced = 0;
+    const attachment = new Readable({
+      read() {
+        produced += 64 * 1024;
+        this.push(produced > 32 * 1024 * 1024 ? null : Buffer.alloc(64 * 1024, 0x41));
+      },
+    });
+    const sending = transport.sendMail({ from: "s@example.test", to: "r@example.test", text: "big", attachments: [{ filename: "big.bin", content: attachment }], signal: controller.signal } as Mail.Options);
+    await until(() => bodyBytes > 0, "the body reaching the server");
+    controller.abort();
+    const err = (await settlesWithin(sending.catch((e: unknown) => e), 10_000, "the aborted send")) as Error & { code?: string; deliveryState?: string };
+    assert.is(err.name, "AbortError");
+    assert.is(err.deliveryState, "not-sent");
+    assert.ok(produced < 32 * 1024 * 1024, "the attachment stopped being read");
+    await transport.sendMail({ from: "s@example.test", to: "r@example.test", text: "after" });
+    assert.is(server.messages.length, 1, "only the mail after the abort was delivered");
+  } finally {
+    await transport.close();
+    await server.close();
+  }
+});
+
 test("a signal aborted after the transport took the mail but before it is dispatched is honoured by the transport", async () => {
   const server = await startServer();
   const raw = smtpWire({ ...serverOptions(), port: server.port });
