@@ -176,7 +176,7 @@ function authRequest(values: Values, env: NodeJS.ProcessEnv): CommandLine["auth"
   const method = values.auth ? values.auth.toUpperCase() : undefined;
   if (method !== undefined && !AUTH_METHODS.includes(method)) throw new UsageError(`Unknown --auth method "${values.auth}": expected one of ${AUTH_METHODS.join(", ")}`);
   if (values.user === undefined) throw new UsageError("--auth needs --user");
-  return { user: values.user, method, password: values.password ?? env[PASSWORD_VARIABLE] };
+  return { user: values.user, method, password: values.password ?? (env[PASSWORD_VARIABLE] || undefined) };
 }
 
 function envelopeOptions(values: Values): CommandLine["envelope"] {
