@@ -38,8 +38,10 @@ export function promptPassword(input: TerminalInput, output: Writable, prompt = 
         else typed += c;
       }
     };
-    output.write(prompt);
+    // Raw mode before the prompt: what is typed after seeing the prompt must not be echoed,
+    // and a terminal applies a mode change only once its pending output has drained.
     input.setRawMode?.(true);
+    output.write(prompt);
     input.on("data", onData);
     input.resume();
   });
