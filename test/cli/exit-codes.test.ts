@@ -189,7 +189,7 @@ for (const [args, says] of usage) {
     const fault = await startFaultServer([{ stall: true }]);
     try {
       const run = await runCommand([...args, ...(args.includes("--server") || args[0] !== "send" ? [] : ["--server", `127.0.0.1:${fault.port}`])]);
-      assert.is(run.code, 2);
+      assert.is(run.code, 2, run.stdout + run.stderr);
       assert.match(run.stderr, says);
       assert.is(run.stdout, "");
       assert.is(fault.connections.length, 0);
