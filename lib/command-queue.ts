@@ -7,7 +7,7 @@
  * drift apart. The queue knows nothing of what a reply means; callers judge the code.
  */
 import type { Reply } from "./types.js";
-import { protocolError, type SMTPError } from "./errors.js";
+import { connectionFailure, protocolError, type SMTPError } from "./errors.js";
 
 interface Entry {
   command: string;
@@ -47,9 +47,19 @@ export class CommandQueue {
   /** Waits for a reply nothing was written for: the greeting, or a second LMTP reply. */
   expect(command: string): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
-      if (this.#failure) return reject(this.#failure);
+      if (this.#failure) return reject(connectionFailure(this.#failure, command));
       this.#entries.push({ command, resolve, reject });
     });
+  }
+
+  /**
+   * Like expect(), with handlers instead of a Promise, for replies that are counted rather
+   * than kept (BDAT chunks): a long body then costs no promise per chunk. On a dead
+   * connection `onFailure` is called at once.
+   */
+  expectWith(command: string, onReply: (reply: Reply) => void, onFailure: (err: SMTPError) => void): void {
+    if (this.#failure) onFailure(connectionFailure(this.#failure, command));
+    else this.#entries.push({ command, resolve: onReply, reject: onFailure });
   }
 
   /**
@@ -68,9 +78,11 @@ export class CommandQueue {
    * promise for the group instead of one per command, as the group is judged only once
    * its last reply is in. If the connection dies first, it rejects with that error. A
    * line refused by the writer stops the group there: the lines before it still get
-   * their replies read (and dropped), so later replies stay matched.
+   * their replies read (and dropped), so later replies stay matched. `onEach` sees each
+   * reply as it is dispatched, before any later reply is (LMTP's count of replies to a
+   * BDAT LAST written behind the group depends on the RCPT replies).
    */
-  sendGroup(commands: readonly Command[]): Promise<Reply[]> {
+  sendGroup(commands: readonly Command[], onEach?: (reply: Reply, index: number) => void): Promise<Reply[]> {
     return new Promise<Reply[]>((resolve, reject) => {
       const replies: Reply[] = new Array(commands.length);
       let waiting = commands.length;
@@ -79,6 +91,7 @@ export class CommandQueue {
           command,
           (reply) => {
             replies[i] = reply;
+            onEach?.(reply, i);
             if (--waiting === 0) resolve(replies);
           },
           reject,
@@ -95,8 +108,8 @@ export class CommandQueue {
    * Returns false when nothing was queued.
    */
   #writeAndQueue({ command, line, logAs }: Command, resolve: (reply: Reply) => void, reject: (err: SMTPError) => void): boolean {
-    let refusal = this.#failure;
-    if (!refusal) {
+    let refusal: SMTPError | undefined;
+    if (!this.#failure) {
       try {
         this.#write(line, logAs);
       } catch (err) {
@@ -104,7 +117,7 @@ export class CommandQueue {
       }
     }
     // The writer may have failed the queue (a connection found dead) without throwing.
-    refusal ??= this.#failure;
+    if (!refusal && this.#failure) refusal = connectionFailure(this.#failure, command);
     if (refusal) {
       reject(refusal);
       return false;
@@ -120,11 +133,15 @@ export class CommandQueue {
     entry.resolve(reply);
   }
 
-  /** Fails every waiting command with `err`, and every later one at once. */
+  /**
+   * Fails every waiting command, and every later one at once: each with its own error
+   * naming its command, `err` (the shared failure) as cause, so no two operations ever
+   * hold the same instance (SPEC §8).
+   */
   failAll(err: SMTPError): void {
     this.#failure ??= err;
     const entries = this.#entries;
     this.#entries = [];
-    for (const entry of entries) entry.reject(err);
+    for (const entry of entries) entry.reject(connectionFailure(err, entry.command));
   }
 }

@@ -11,12 +11,12 @@ import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import type { AuthCredentials, Callback, Envelope, Reply, SendInfo, SMTPConnectionOptions } from "./types.js";
-import { badInput, fromReply, fromSocketError, greetingTimeoutError, protocolError, replyText, SMTPError, REPLY } from "./errors.js";
+import { badInput, connectionFailure, fromReply, fromSocketError, greetingTimeoutError, protocolError, replyText, SMTPError, REPLY } from "./errors.js";
 import { CommandQueue } from "./command-queue.js";
 import { ReplyPipeline } from "./reply-pipeline.js";
 import { freezeExtensions, readGreeting, sayHello, type Extensions } from "./handshake.js";
 import { openSocket, watchForTlsMismatch } from "./socket.js";
-import { defaultClientName, openOptions, readTimeout } from "./options.js";
+import { defaultClientName, openOptions, readChunkSize, readTimeout } from "./options.js";
 import { applyTlsPolicy, startTlsInjection, type StartTlsSession } from "./starttls.js";
 import { authenticate, cleartextRefusal } from "./auth/index.js";
 import { checkClientName } from "./envelope.js";
@@ -60,12 +60,23 @@ export class SMTPConnection extends EventEmitter {
   #transactionState: TransactionState = { needsReset: false, finalsPending: 0, envelopesSent: 0 };
   #upgradeReady = false;
   #quitting = false;
-  #errorEmitted = false;
   #operations = new OperationQueue();
   #sessionView: TransactionSession | undefined;
   #timers = new Set<NodeJS.Timeout>();
+  /** Errors an `error` listener received: a call without a callback need not report them again (callback.ts). */
+  #deliveredErrors = new WeakSet<object>();
+  readonly #delivered = (err: unknown): boolean =>
+    err instanceof Error && (this.#deliveredErrors.has(err) || (err.cause instanceof Error && this.#deliveredErrors.has(err.cause)));
   #died!: (err: SMTPError) => void;
   #whenDead: Promise<never>;
+  #closedWith!: (reason: SMTPError | undefined) => void;
+  /**
+   * Resolves once the connection has closed: with the error that closed it, or undefined
+   * for a clean close (`quit()`, `close()`). An error no operation received (an idle
+   * connection closed by the server or timed out) is kept here, whether or not anyone
+   * listens for `error`.
+   */
+  readonly closed: Promise<SMTPError | undefined>;
 
   constructor(options: SMTPConnectionOptions = {}) {
     super();
@@ -81,6 +92,7 @@ export class SMTPConnection extends EventEmitter {
     this.#queue = new CommandQueue((line, logAs) => this.#writeLine(line, logAs));
     this.#whenDead = new Promise<never>((_, reject) => (this.#died = reject));
     this.#whenDead.catch(() => {});
+    this.closed = new Promise((resolve) => (this.#closedWith = resolve));
   }
 
   /** EHLO keywords (upper case) to their parameters; read-only. */
@@ -92,21 +104,21 @@ export class SMTPConnection extends EventEmitter {
   connect(): Promise<void>;
   connect(callback: Callback<void>): void;
   connect(callback?: Callback<void>): Promise<void> | void {
-    return settle(this.#connect(), callback);
+    return settle(this.#connect(), callback, this.#delivered);
   }
 
   /** Authenticates; resolves once the server said 235. */
   login(auth: AuthCredentials): Promise<void>;
   login(auth: AuthCredentials, callback: Callback<void>): void;
   login(auth: AuthCredentials, callback?: Callback<void>): Promise<void> | void {
-    return settle(this.#enqueue(() => this.#login(auth)), callback);
+    return settle(this.#enqueue(() => this.#login(auth)), callback, this.#delivered);
   }
 
   /** Sends one message (string, Buffer or Readable) and resolves with its SendInfo. */
   send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable): Promise<SendInfo>;
   send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, callback: Callback<SendInfo>): void;
   send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, callback?: Callback<SendInfo>): Promise<SendInfo> | void {
-    return settle(this.#send(envelope, message), callback);
+    return settle(this.#send(envelope, message), callback, this.#delivered);
   }
 
   /**
@@ -132,6 +144,7 @@ export class SMTPConnection extends EventEmitter {
         return true;
       }),
       callback,
+      this.#delivered,
     );
   }
 
@@ -148,7 +161,7 @@ export class SMTPConnection extends EventEmitter {
             await Promise.race([reply, this.#delay(Math.min(QUIT_WAIT_MS, readTimeout(this.options, "socketTimeout")))]).catch(() => undefined);
             this.#teardown();
           }).catch(() => this.#teardown());
-    return settle(done, callback);
+    return settle(done, callback, this.#delivered);
   }
 
   /** Closes the socket now, without QUIT. Pending operations fail with ECONNECTION. */
@@ -156,10 +169,16 @@ export class SMTPConnection extends EventEmitter {
     this.#teardown();
   }
 
+  /** Records an `error` that reaches a listener, for the rule on calls without a callback (callback.ts). */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === "error" && args[0] instanceof Error && this.listenerCount("error") > 0) this.#deliveredErrors.add(args[0]);
+    return super.emit(event, ...args);
+  }
+
   // ---- connection set-up -------------------------------------------------------------
 
   async #connect(): Promise<void> {
-    if (this.#state !== "new") throw new SMTPError("ECONNECTION", this.#state === "closed" ? "Connection is closed" : "connect() was already called", { command: "API" });
+    if (this.#state !== "new") throw new SMTPError("ECONNECTION", this.#state === "closed" ? "Connection is closed" : "connect() was already called", { command: "API", cause: this.#fatal });
     this.#state = "connecting";
     // Counted (by the operation queue) before the handshake starts: a failure it throws
     // synchronously (a bad EHLO name) must find connect() as its receiver, not become an
@@ -247,7 +266,7 @@ export class SMTPConnection extends EventEmitter {
         this.#teardown(error);
       },
       socketError: (err) => this.#teardown(fromSocketError(err, this.#queue.head ?? "CONN", "ESOCKET")),
-      closed: () => this.#onServerClosed(),
+      closed: (lastReply) => this.#onServerClosed(lastReply),
       timeout: () => this.#teardown(new SMTPError("ETIMEDOUT", "Timeout: no activity on the connection", { command: this.#queue.head ?? "CONN", temporary: true })),
     });
   }
@@ -272,10 +291,17 @@ export class SMTPConnection extends EventEmitter {
     if (command === "STARTTLS" && reply.code === REPLY.SERVICE_READY) this.#upgradeReady = true;
   }
 
-  #onServerClosed(): void {
+  #onServerClosed(lastReply?: Reply): void {
     if (this.#state === "closed") return;
+    if (lastReply) {
+      this.lastServerResponse = replyText(lastReply);
+      this.#transcript.server(this.lastServerResponse);
+    }
     if (this.#quitting) return this.#teardown();
     const command = this.#queue.head ?? "CONN";
+    // A refusal said just before closing (421, 554…) explains the close: the error carries
+    // it as a reply would, as Nodemailer's does.
+    if (lastReply && lastReply.code >= 400) return this.#teardown(fromReply("ECONNECTION", "Connection closed unexpectedly", lastReply, command));
     this.#teardown(new SMTPError("ECONNECTION", "Connection closed unexpectedly", { command, temporary: true }));
   }
 
@@ -302,20 +328,28 @@ export class SMTPConnection extends EventEmitter {
    * waiting go out in call order on the one connection. A transaction (`overlap`) may start
    * once the one before it handed the wire over (see OperationQueue).
    */
-  #enqueue<T>(operation: Operation<T>, overlap = false): Promise<T> {
+  #enqueue<T>(operation: Operation<T>, overlap = false, guarded = true): Promise<T> {
     // A call that races the connection's death (a relay that has not seen `end` yet) must
     // not read as a refusal of its message: nothing was tried, so it is temporary.
     if (this.#state === "closed") return Promise.reject(new SMTPError("ECONNECTION", "Connection is closed", { command: "API", temporary: true, cause: this.#fatal }));
     if (this.#state === "new") return Promise.reject(new SMTPError("ECONNECTION", "Not connected: call connect() first", { command: "API", temporary: false }));
-    const guard = () => {
-      if (this.#state === "closed") throw this.#fatal ?? new SMTPError("ECONNECTION", "Connection is closed", { command: "API" });
-    };
-    return this.#operations.run(operation, { overlap, guard });
+    const guard = () => this.#assertOpen();
+    return this.#operations.run(operation, { overlap, guard: guarded ? guard : undefined });
   }
 
-  /** Queues one transaction; it may overlap the final reply of the one before. */
+  /** An operation whose turn came after the connection died gets its own error ("API": it wrote nothing). */
+  #assertOpen(): void {
+    if (this.#state === "closed") throw connectionFailure(this.#fatal!, "API");
+  }
+
+  /**
+   * Queues one transaction; it may overlap the final reply of the one before. It checks
+   * the connection itself (see runTransaction), so that a send queued behind a failure
+   * reports its own outcome too.
+   */
   #transaction(envelope: Envelope, message: SendStream | Buffer): Promise<SendInfo> {
-    return this.#enqueue((handOver) => runTransaction(this.#session(), envelope, message, [...this.#extensions.keys()], handOver), true);
+    const open = () => (this.#assertOpen(), this.#session());
+    return this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#extensions.keys()], handOver), true, false);
   }
 
   /** What transactions see of the connection; made again only when the socket, TLS or EHLO changed. */
@@ -331,8 +365,10 @@ export class SMTPConnection extends EventEmitter {
       lmtp: Boolean(this.options.lmtp),
       canPipeline,
       canChunk: canPipeline && Boolean(this.options.chunking) && this.#extensions.has("CHUNKING"),
+      bdatChunkSize: readChunkSize(this.options),
       state: this.#transactionState,
       abort: (err) => this.#teardown(err, { reported: true }),
+      recipient: (outcome, envelope) => this.emit("recipient", outcome, envelope),
     });
   }
 
@@ -398,13 +434,15 @@ export class SMTPConnection extends EventEmitter {
 
   /**
    * The one way a connection ends: mark closed, clear timers, fail every pending and
-   * queued operation with `err` (ECONNECTION when closed on purpose), destroy the socket,
-   * emit `error` at most once and `end` once. `reported` means the operation that chose to
-   * close has already reported the failure, so no `error` event repeats it.
+   * queued operation (each with its own error, `err` as cause; ECONNECTION when closed on
+   * purpose), destroy the socket, resolve `closed`, emit `error` at most once and `end`
+   * once. `error` is emitted only to a listener (SPEC §8): an error no operation received
+   * must never crash a Promise user; `closed` and the next call's `cause` keep it.
+   * `reported` means the operation that chose to close has already reported the failure,
+   * so no `error` event repeats it.
    */
   #teardown(err?: SMTPError, { reported = false } = {}): void {
     if (this.#state === "closed") return;
-    const hadReceivers = reported || this.#queue.size > 0 || this.#operations.active > 0;
     this.#state = "closed";
     // Operations still pending when the caller closes were never refused by anyone: a relay
     // may retry them elsewhere, so they are temporary.
@@ -415,9 +453,9 @@ export class SMTPConnection extends EventEmitter {
     this.#died(this.#fatal);
     this.#pipeline?.destroy();
     if (err) this.#transcript.error(`${err.code}: ${err.message}`);
+    this.#closedWith(err);
     process.nextTick(() => {
-      if (err && !reported && !this.#errorEmitted && (this.listenerCount("error") > 0 || !hadReceivers)) {
-        this.#errorEmitted = true;
+      if (err && !reported && this.listenerCount("error") > 0) {
         this.emit("error", err);
       }
       this.emit("end");

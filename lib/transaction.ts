@@ -6,6 +6,10 @@
  * The transaction's state only moves forward:
  *   envelope (commands written, replies read) -> body (after 354: bytes flow through the
  *   DataEncoder) -> final (terminator sent, waiting for the final reply) -> done | failed.
+ * With BDAT (RFC 3030) the body starts in the envelope's write: its first chunk (the whole
+ * of a small message, as "BDAT n LAST") leaves with MAIL and RCPT, so a message costs one
+ * round trip; the rest waits until the envelope is accepted. A refused envelope is
+ * reported as over DATA; the server discards that chunk and its reply is dropped.
  * Every reply of a pipelined group is read before any is acted on, so we always know
  * whether the server is in DATA mode and whether RSET is needed before the next one.
  * With pipelining, the final state hands the wire to the next queued send, whose
@@ -15,12 +19,13 @@
  * can be delivered.
  */
 import type { Socket } from "node:net";
-import type { Envelope, Reply, SendInfo } from "./types.js";
+import type { Envelope, RecipientOutcome, Reply, SendInfo } from "./types.js";
 import { fromReply, replyText, SMTPError, REPLY } from "./errors.js";
 import { prepareEnvelope, type PreparedEnvelope } from "./envelope.js";
 import type { CommandQueue } from "./command-queue.js";
-import { bdatChannel, dataChannel, type BodyChannel } from "./body.js";
+import { bdatChannel, dataChannel, type BdatChannel, type BodyChannel } from "./body.js";
 import type { SendStream } from "./send-stream.js";
+import { recipientOutcomes, sendFailure, speakingRefusal, type RecipientFacts, type SendFacts } from "./outcome.js";
 
 /** What the transactions on one connection know of one another. */
 export interface TransactionState {
@@ -49,6 +54,8 @@ export interface TransactionSession {
   readonly canPipeline: boolean;
   /** Send the body with BDAT: asked for, CHUNKING advertised, and pipelining possible. */
   readonly canChunk: boolean;
+  /** Payload bytes per BDAT chunk (the `bdatChunkSize` option). */
+  readonly bdatChunkSize: number;
   /** What the connection's transactions know of one another; shared, so mutable. */
   readonly state: TransactionState;
   /**
@@ -56,9 +63,11 @@ export interface TransactionSession {
    * fail with `err`. The caller reports its own failure, so no `error` event follows.
    */
   abort(err: SMTPError): void;
+  /** LMTP: a recipient's final reply arrived (the connection's `recipient` event). */
+  recipient(outcome: RecipientOutcome, envelope: Envelope): void;
 }
 
-const isPositive = (reply: Reply | undefined): boolean => reply !== undefined && reply.code >= 200 && reply.code < 300;
+const isPositive = (reply: Reply | undefined): reply is Reply => reply !== undefined && reply.code >= 200 && reply.code < 300;
 
 /** Reads every reply of a written group; a dead connection rejects with its error. */
 async function readAll(replies: Promise<Reply>[]): Promise<Reply[]> {
@@ -80,7 +89,7 @@ interface EnvelopeResult {
   dataOpen: boolean;
 }
 
-function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mail: Reply, rcpts: (Reply | undefined)[], data: Reply | undefined): EnvelopeResult {
+function judgeEnvelope(prepared: PreparedEnvelope, facts: SendFacts, reset: Reply | undefined, mail: Reply, rcpts: (Reply | undefined)[], data: Reply | undefined): EnvelopeResult {
   const result: EnvelopeResult = { accepted: [], rejected: [], rejectedErrors: [], dataOpen: data?.code === REPLY.START_MAIL_INPUT };
   if (reset && !isPositive(reset)) {
     result.error = fromReply("EPROTOCOL", "RSET before the transaction failed", reset, "RSET");
@@ -90,6 +99,8 @@ function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mai
     result.error = fromReply("EENVELOPE", `MAIL FROM:<${prepared.from}> rejected`, mail, "MAIL FROM");
     return result;
   }
+  // Only now: behind a refused MAIL, pipelined RCPT replies ("503 need MAIL") judge nobody.
+  rcpts.forEach((reply, i) => (facts.recipients![i]!.rcpt = reply));
   rcpts.forEach((reply, i) => {
     const address = prepared.to[i]!;
     if (isPositive(reply)) result.accepted.push(address);
@@ -99,13 +110,14 @@ function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mai
     }
   });
   if (result.accepted.length === 0) {
-    const first = result.rejectedErrors[0];
-    result.error = new SMTPError(first?.code === "ECONNECTION" ? "ECONNECTION" : "EENVELOPE", `Can't send mail - all recipients were rejected: ${first?.response ?? ""}`.trim(), {
-      response: first?.response,
-      responseCode: first?.responseCode,
-      enhancedCode: first?.enhancedCode,
+    // Temporary when any refusal was: a greylisted recipient is retried, not bounced.
+    const speaking = speakingRefusal(result.rejectedErrors);
+    result.error = new SMTPError(speaking?.code === "ECONNECTION" ? "ECONNECTION" : "EENVELOPE", `Can't send mail - all recipients were rejected: ${speaking?.response ?? ""}`.trim(), {
+      response: speaking?.response,
+      responseCode: speaking?.responseCode,
+      enhancedCode: speaking?.enhancedCode,
       command: "RCPT TO",
-      temporary: first?.temporary ?? false,
+      temporary: speaking?.temporary ?? false,
       rejected: result.rejected,
       rejectedErrors: result.rejectedErrors,
     });
@@ -115,8 +127,11 @@ function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mai
   return result;
 }
 
-/** MAIL, RCPT... and DATA as one write, then every reply. */
-async function pipelinedEnvelope(session: TransactionSession, prepared: PreparedEnvelope): Promise<EnvelopeResult> {
+/**
+ * MAIL, RCPT... and DATA as one write, then every reply. With BDAT there is no DATA: the
+ * first chunk goes in the same write (RFC 3030 with RFC 2920), started by `startBody`.
+ */
+async function pipelinedEnvelope(session: TransactionSession, prepared: PreparedEnvelope, facts: SendFacts, chunks?: BdatChannel, startBody?: () => void): Promise<EnvelopeResult> {
   const { queue, socket } = session;
   const reset = session.state.needsReset || session.state.finalsPending > 0;
   // With BDAT there is no DATA: the first chunk follows the envelope directly.
@@ -127,26 +142,37 @@ async function pipelinedEnvelope(session: TransactionSession, prepared: Prepared
     ...prepared.rcptLines.map((line) => ({ command: "RCPT TO", line })),
     ...(data ? [{ command: "DATA", line: "DATA" }] : []),
   ];
+  // LMTP: the number of replies to "BDAT n LAST" is the number of RCPTs accepted.
+  const firstRcpt = reset ? 2 : 1;
+  let accepted = 0;
+  const onEach =
+    chunks && session.lmtp
+      ? (reply: Reply, i: number) => {
+          if (i >= firstRcpt && isPositive(reply)) accepted++;
+          if (i === firstRcpt + prepared.rcptLines.length - 1) chunks.expectFinals(Math.max(1, accepted));
+        }
+      : undefined;
   socket.cork();
-  const replies = queue.sendGroup(group);
+  const replies = queue.sendGroup(group, onEach);
+  startBody?.();
   socket.uncork();
   const [resetReply, mailReply, ...rest] = reset ? await replies : [undefined, ...(await replies)];
   const dataReply = data ? rest.pop() : undefined;
-  return judgeEnvelope(prepared, resetReply, mailReply!, rest, dataReply);
+  return judgeEnvelope(prepared, facts, resetReply, mailReply!, rest, dataReply);
 }
 
 /** One command at a time, stopping at the first thing that makes going on pointless. */
-async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope): Promise<EnvelopeResult> {
+async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope, facts: SendFacts): Promise<EnvelopeResult> {
   const { queue } = session;
   const reset = session.state.needsReset ? await queue.send("RSET", "RSET") : undefined;
-  if (reset && !isPositive(reset)) return judgeEnvelope(prepared, reset, reset, [], undefined);
+  if (reset && !isPositive(reset)) return judgeEnvelope(prepared, facts, reset, reset, [], undefined);
   const mail = await queue.send("MAIL FROM", prepared.mailLine);
-  if (!isPositive(mail)) return judgeEnvelope(prepared, reset, mail, [], undefined);
+  if (!isPositive(mail)) return judgeEnvelope(prepared, facts, reset, mail, [], undefined);
   const rcpts: Reply[] = [];
   for (const line of prepared.rcptLines) rcpts.push(await queue.send("RCPT TO", line));
-  if (!rcpts.some(isPositive)) return judgeEnvelope(prepared, reset, mail, rcpts, undefined);
+  if (!rcpts.some(isPositive)) return judgeEnvelope(prepared, facts, reset, mail, rcpts, undefined);
   const data = await queue.send("DATA", "DATA");
-  return judgeEnvelope(prepared, reset, mail, rcpts, data);
+  return judgeEnvelope(prepared, facts, reset, mail, rcpts, data);
 }
 
 /**
@@ -155,48 +181,93 @@ async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedE
  * (RFC 2920 §3.1): its replies come after these, and it starts with RSET because whether
  * this message was accepted is not known when it is written.
  */
-async function awaitFinal(session: TransactionSession, channel: BodyChannel, handOver: () => void, refused: () => void): Promise<Reply[]> {
+async function awaitFinal(session: TransactionSession, channel: BodyChannel, facts: SendFacts, handOver: () => void, refused: () => void): Promise<Reply[]> {
   if (session.canPipeline) {
     session.state.finalsPending++;
     handOver();
   }
   try {
-    const refusedChunk = channel.chunkReplies.length ? (await readAll(channel.chunkReplies)).find((reply) => !isPositive(reply)) : undefined;
+    const replies = await readAll(channel.finalReplies);
+    // Chunk replies come before the final ones: all are in now.
+    const refusedChunk = channel.refusedChunk();
     if (refusedChunk) {
       refused();
+      facts.refusal = refusedChunk;
       throw fromReply("EMESSAGE", "BDAT chunk refused", refusedChunk, "BDAT");
     }
-    return await readAll(channel.finalReplies);
+    return replies;
   } finally {
     if (session.canPipeline) session.state.finalsPending--;
   }
 }
 
 /**
- * Runs one transaction; `handOver` lets the next send write its envelope (see awaitFinal).
- * The message is a SendStream (it finishes with the SendInfo, or is
- * destroyed with the SMTPError) or, for send() with a string or Buffer, the whole
- * message, written with its terminator in one burst.
+ * LMTP: each accepted recipient's final reply is recorded and announced (`recipient` on
+ * the connection and on the SendStream) as it arrives, so a delivery agent learns each
+ * verdict at once, and a connection lost halfway still tells who already has the message.
  */
-export async function runTransaction(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
+function announceFinals(session: TransactionSession, finals: Promise<Reply>[], recipients: RecipientFacts[], envelope: Envelope, stream: SendStream | undefined): void {
+  finals.forEach((final, i) =>
+    final.then(
+      (reply) => {
+        const recipient = recipients[i]!;
+        recipient.final = reply;
+        const [outcome] = recipientOutcomes([recipient]);
+        session.recipient(outcome!, envelope);
+        stream?.emit("recipient", outcome);
+      },
+      () => undefined,
+    ),
+  );
+}
+
+/**
+ * Runs one transaction; `handOver` lets the next send write its envelope (see awaitFinal).
+ * `open` gives the session when the send's turn comes, or throws (the connection died
+ * while it was queued). The message is a SendStream (it finishes with the SendInfo, or is
+ * destroyed with the SMTPError) or, for send() with a string or Buffer, the whole
+ * message, written with its terminator in one burst. A failure is this send's own error,
+ * with what it tells (deliveryState, recipients) decided by outcome.ts.
+ */
+export async function runTransaction(open: () => TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
+  const facts: SendFacts = { phase: "queued" };
   try {
-    return await transact(session, envelope, message, ehlo, handOver);
+    return await transact(open(), envelope, message, ehlo, handOver, facts);
   } catch (err) {
-    const error = err instanceof SMTPError ? err : new SMTPError("EPROTOCOL", String((err as Error)?.message ?? err), { command: "API", cause: err });
+    const error = sendFailure(err, facts);
     if (!Buffer.isBuffer(message)) message.fail(error);
     throw error;
   }
 }
 
-async function transact(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
+/** Lets the body flow into `channel`: the stream is attached, or the whole message written and ended. */
+function startBody(channel: BodyChannel, message: SendStream | Buffer): void {
+  const { sink } = channel;
+  if (!Buffer.isBuffer(message)) return message.attach(sink);
+  sink.cork?.();
+  sink.write(message);
+  sink.end();
+  sink.uncork?.();
+}
+
+async function transact(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void, facts: SendFacts): Promise<SendInfo> {
   const stream = Buffer.isBuffer(message) ? undefined : message;
   const prepared = prepareEnvelope(envelope, session);
   // Destroyed while queued behind other sends: nothing was written, nothing to undo.
   if (stream?.abortReason) throw stream.abortReason;
   const started = Date.now();
+  facts.phase = "envelope";
+  facts.recipients = prepared.to.map((address) => ({ address }));
   // Counted as it is written (both envelope writers write their first line at once).
   const envelopeNumber = ++session.state.envelopesSent;
-  const result = session.canPipeline ? await pipelinedEnvelope(session, prepared) : await stepwiseEnvelope(session, prepared);
+  // BDAT: the body starts with the envelope, before its replies are known.
+  const chunks = session.canChunk ? bdatChannel(session.queue, session.socket, { chunkSize: session.bdatChunkSize, binary: prepared.binary }) : undefined;
+  const result = await (session.canPipeline ? pipelinedEnvelope(session, prepared, facts, chunks, chunks && (() => startBody(chunks, message))) : stepwiseEnvelope(session, prepared, facts)).catch((err: unknown) => {
+    chunks?.stop();
+    // A small message goes whole ("BDAT n LAST") with its envelope: it may be delivered.
+    if (chunks?.ended()) facts.phase = "final";
+    throw err;
+  });
   session.state.needsReset = false;
   /** The message was refused after the hand-over: RSET first, unless a later envelope already led with it. */
   const refused = () => {
@@ -204,6 +275,8 @@ async function transact(session: TransactionSession, envelope: Envelope, message
   };
 
   if (result.error) {
+    // Chunks already written are discarded by the server; their replies are read and dropped.
+    chunks?.stop();
     session.state.needsReset = true;
     // A server that opened DATA although the envelope failed gets an empty body so the
     // session leaves data mode; with no valid recipient nothing can be delivered.
@@ -217,15 +290,15 @@ async function transact(session: TransactionSession, envelope: Envelope, message
   const envelopeTime = Date.now() - started;
   const bodyStarted = Date.now();
   const expected = session.lmtp ? result.accepted.length : 1;
-  const channel = session.canChunk ? bdatChannel(session.queue, session.socket, expected) : dataChannel(session.queue, session.socket, expected);
-  if (stream) stream.attach(channel.sink);
-  else {
-    const { sink } = channel;
-    sink.cork?.();
-    sink.write(message as Buffer);
-    sink.end();
-    sink.uncork?.();
+  let channel: BodyChannel;
+  if (chunks) {
+    chunks.accept();
+    channel = chunks;
+  } else {
+    channel = dataChannel(session.queue, session.socket, expected);
+    startBody(channel, message);
   }
+  facts.phase = "body";
 
   // A whole message (Buffer) has normally ended by now: no race to run. No never-settling
   // placeholder for it either: every race leaves a reaction on a promise that never
@@ -240,6 +313,8 @@ async function transact(session: TransactionSession, envelope: Envelope, message
 
   if (outcome.kind !== "ended") {
     channel.stop();
+    // The end of data may have left just before the failure: then the server may have it.
+    if (channel.ended()) facts.phase = "final";
     // An early 4xx/5xx (e.g. 552 over quota mid-transfer) refuses the message. An early
     // positive reply answers nothing we sent (the body is not finished): a broken server,
     // EPROTOCOL and temporary, so a relay retries rather than bounces the message.
@@ -261,8 +336,13 @@ async function transact(session: TransactionSession, envelope: Envelope, message
   }
 
   const command = session.canChunk ? "BDAT" : "DATA";
-  const replies = await awaitFinal(session, channel, handOver, refused);
+  facts.phase = "final";
+  // Every final reply is expected by now (BDAT queues them with its last chunk).
+  const settled = facts.recipients!.filter((r) => isPositive(r.rcpt));
+  if (session.lmtp) announceFinals(session, channel.finalReplies, settled, envelope, stream);
+  const replies = await awaitFinal(session, channel, facts, handOver, refused);
   const messageTime = Date.now() - bodyStarted;
+  if (!session.lmtp) for (const recipient of settled) recipient.final = replies[0];
   const info: SendInfo = {
     accepted: result.accepted,
     rejected: result.rejected,
@@ -271,28 +351,34 @@ async function transact(session: TransactionSession, envelope: Envelope, message
     messageTime,
     messageSize: channel.size(),
     ehlo,
+    recipients: recipientOutcomes(facts.recipients!),
   };
   if (result.rejectedErrors.length) info.rejectedErrors = result.rejectedErrors;
 
   if (session.lmtp) {
     // RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
     const delivered: string[] = [];
+    const refusals: SMTPError[] = [];
     replies.forEach((reply, i) => {
       const address = result.accepted[i]!;
       if (isPositive(reply)) delivered.push(address);
       else {
         info.rejected.push(address);
-        (info.rejectedErrors ??= []).push(fromReply("EMESSAGE", `Delivery to <${address}> failed`, reply, command, { recipient: address }));
+        const refusal = fromReply("EMESSAGE", `Delivery to <${address}> failed`, reply, command, { recipient: address });
+        refusals.push(refusal);
+        (info.rejectedErrors ??= []).push(refusal);
       }
     });
     info.accepted = delivered;
     if (delivered.length === 0) {
       refused();
-      const last = replies[replies.length - 1]!;
-      throw fromReply("EMESSAGE", "Message failed for every recipient", last, command, { rejected: info.rejected, rejectedErrors: info.rejectedErrors });
+      // Temporary when any recipient's refusal was (see judgeEnvelope).
+      facts.refusal = replies[refusals.indexOf(speakingRefusal(refusals)!)];
+      throw fromReply("EMESSAGE", "Message failed for every recipient", facts.refusal!, command, { rejected: info.rejected, rejectedErrors: info.rejectedErrors });
     }
   } else if (!isPositive(replies[0])) {
     refused();
+    facts.refusal = replies[0];
     throw fromReply("EMESSAGE", "Message failed", replies[0]!, command);
   }
 

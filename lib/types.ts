@@ -86,20 +86,25 @@ export interface SMTPConnectionOptions {
   pipelining?: boolean;
   /** smtp-wire: use BDAT (RFC 3030) when CHUNKING is advertised. Default false. */
   chunking?: boolean;
+  /**
+   * smtp-wire: payload bytes per BDAT chunk (the last one may be shorter), whatever the
+   * sizes of the writes. Default 262 144 (256 KiB); anything not a positive number gets it.
+   */
+  bdatChunkSize?: number;
   /** Socket/transaction id used in logs; generated when absent. */
   id?: string;
 }
 
 /** Delivery Status Notification parameters (RFC 3461). */
 export interface DSNOptions {
-  /** "FULL" or "HDRS". */
-  ret?: "FULL" | "HDRS" | string;
+  /** "FULL" or "HDRS". null is absent, as in Nodemailer. */
+  ret?: "FULL" | "HDRS" | string | null;
   /** Envelope identifier (xtext-encoded on the wire). */
-  envid?: string;
+  envid?: string | null;
   /** "NEVER", or any of "SUCCESS", "FAILURE", "DELAY". */
-  notify?: string | string[];
-  /** Original recipient (sent as rfc822;addr, xtext-encoded). */
-  orcpt?: string;
+  notify?: string | string[] | null;
+  /** Original recipient ("addr-type;address", or an address sent as rfc822;address), xtext-encoded. */
+  orcpt?: string | null;
 }
 
 /** An address as Nodemailer's address parser gives it; only `address` is used. */
@@ -114,16 +119,51 @@ export interface Envelope {
   from: string | AddressObject;
   /** One or more recipients (strings, or address objects as Nodemailer's). */
   to: string | AddressObject | (string | AddressObject)[];
-  /** Message size in bytes, announced with SIZE= and checked against the server's limit. */
-  size?: number;
+  /**
+   * Message size in bytes, announced with SIZE= and checked against the server's limit. A
+   * string of digits ("1024") is accepted, as Nodemailer accepts it.
+   */
+  size?: number | string;
   /** Announce BODY=8BITMIME. */
   use8BitMime?: boolean;
+  /**
+   * smtp-wire: RFC 3030 BODY=BINARYMIME, the body is sent as is (no line-end
+   * normalisation). Only over BDAT (`chunking: true`) to a server offering BINARYMIME;
+   * otherwise the send fails with EENVELOPE before anything is written.
+   */
+  binaryMime?: boolean;
   /** Force SMTPUTF8; otherwise it is used for non-ASCII addresses when advertised. */
   smtpUtf8?: boolean;
   /** smtp-wire: RFC 8689 REQUIRETLS; fails with EREQUIRETLS when not possible. */
   requireTLS?: boolean;
+  /** Nodemailer's name for `requireTLS` (its transports pass it down); the same meaning. */
+  requireTLSExtensionEnabled?: boolean;
   /** DSN parameters. */
   dsn?: DSNOptions;
+}
+
+/**
+ * Whether the server may have a message whose send failed (SPEC §6): "not-sent" (it
+ * cannot: refused before or at the envelope, or failed before the end of data left),
+ * "rejected" (refused at its final reply), "unknown" (the end of data was written and no
+ * final reply came: it may have been delivered). Only "not-sent" is safe to retry blindly.
+ */
+export type DeliveryState = "not-sent" | "rejected" | "unknown";
+
+/**
+ * What became of one recipient, decided by the reply that settled it: its RCPT reply when
+ * that refused it, else the final reply (LMTP: its own), else the failure of the whole
+ * send. "deferred" is a temporary refusal (4xx, or a failure a retry may cure).
+ */
+export interface RecipientOutcome {
+  address: string;
+  status: "accepted" | "rejected" | "deferred";
+  /** The deciding reply's code; absent when no reply decided (the connection failed). */
+  responseCode?: number;
+  /** Its RFC 3463 enhanced status code, when the server sent one. */
+  enhancedCode?: string;
+  /** Its text (all lines), or the failure's message when no reply decided. */
+  response?: string;
 }
 
 /** What a completed send reports. */
@@ -144,6 +184,8 @@ export interface SendInfo {
   messageSize: number;
   /** EHLO keywords the server advertised. */
   ehlo: string[];
+  /** smtp-wire: one outcome per envelope recipient, in envelope order. */
+  recipients: RecipientOutcome[];
 }
 
 /** OAuth2 credentials for XOAUTH2. */

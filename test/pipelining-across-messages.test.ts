@@ -161,9 +161,19 @@ test("a server that stalls after the overlapped envelope fails both sends with E
     );
     assert.ok(results.every((err) => err instanceof SMTPError), "SMTPErrors");
     await settlesWithin(ended, 2000, "end");
-    // One failure, told once: the same error to both sends and at most one 'error' event.
-    assert.is(results[0], results[1]);
-    assert.ok(emitted.length <= 1 && emitted.every((err) => err === results[0]), `one 'error' event at most (${emitted.length})`);
+    // One failure, told once: each send its own error with the failure as cause, and at
+    // most one 'error' event carrying that failure. The first message's end of data is on
+    // the wire (it may have been delivered); the second never got past its envelope.
+    assert.is.not(results[0], results[1]);
+    assert.is(results[0]!.cause, results[1]!.cause);
+    assert.equal(
+      results.map((err) => [err.command, err.deliveryState]),
+      [
+        ["DATA", "unknown"],
+        ["RSET", "not-sent"],
+      ],
+    );
+    assert.ok(emitted.length <= 1 && emitted.every((err) => err === results[0]!.cause), `one 'error' event at most (${emitted.length})`);
     await server.close();
   }
 });
@@ -255,24 +265,22 @@ test("LMTP: the next envelope follows the terminator, and the per-recipient repl
   await fault.close();
 });
 
-test("BDAT: the next envelope follows BDAT 0 LAST", async () => {
-  // With BDAT the body waits for the envelope's replies (there is no 354 to wait for).
+test("BDAT: each message goes with its envelope as BDAT n LAST, and the next envelope follows before the final reply", async () => {
+  // The envelope's replies come first; once they are in, the message is complete on the
+  // wire and the next send writes RSET, MAIL, RCPT and its own chunk behind it.
   const fault = await startFaultServer([
     ...greetAndEhlo(["PIPELINING", "CHUNKING"]),
     { expect: /^MAIL FROM:/ },
     { expect: /^RCPT TO:/ },
-    { send: "250 ok\r\n250 ok\r\n" },
-    { expect: "BDAT 5" },
+    { expect: "BDAT 5 LAST" },
     { expectBytes: 5 },
-    { expect: "BDAT 0 LAST" },
+    { send: "250 ok\r\n250 ok\r\n" },
     { expect: "RSET" },
     { expect: /^MAIL FROM:/ },
     { expect: /^RCPT TO:/ },
-    { send: "250 chunk\r\n250 first queued\r\n250 reset\r\n250 ok\r\n250 ok\r\n" },
-    { expect: "BDAT 5" },
+    { expect: "BDAT 5 LAST" },
     { expectBytes: 5 },
-    { expect: "BDAT 0 LAST" },
-    { send: "250 chunk\r\n250 second queued\r\n" },
+    { send: "250 first queued\r\n250 reset\r\n250 ok\r\n250 ok\r\n250 second queued\r\n" },
   ]);
   const conn = await connected(fault.port, { chunking: true });
   const results = await outcomes([conn.send(env(1), "one\r\n"), conn.send(env(2), "two\r\n")]);
