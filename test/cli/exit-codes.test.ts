@@ -7,7 +7,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createServer, type AddressInfo } from "node:net";
 import { startServer } from "../helpers/server.js";
-import { greetAndEhlo, startFaultServer } from "../helpers/fault-server.js";
+import { acceptEnvelope, greetAndEhlo, startFaultServer } from "../helpers/fault-server.js";
 import { jsonLines, message, runCommand, scratch } from "./command.js";
 
 const files = scratch();
@@ -40,10 +40,10 @@ test("3: a refused connection; each message gets a line saying it was not sent",
   assert.is(run.code, 3);
   const lines = jsonLines(run.stdout);
   assert.is(lines.length, 2);
-  assert.is(lines[0]!.error.code, "ECONNECTION");
+  assert.is(lines[0]!.error.code, "ESOCKET");
   assert.is(lines[0]!.error.deliveryState, "not-sent");
   assert.is(lines[0]!.sent, false);
-  assert.match(run.stderr, /ECONNECTION .*ECONNREFUSED/);
+  assert.match(run.stderr, /ESOCKET .*ECONNREFUSED/);
 });
 
 test("3: a server that never greets, cut off by --timeout", async () => {
@@ -52,6 +52,19 @@ test("3: a server that never greets, cut off by --timeout", async () => {
     const run = await runCommand(["send", "-s", `127.0.0.1:${fault.port}`, "--timeout", "0.3", eml]);
     assert.is(run.code, 3);
     assert.match(run.stdout, /not sent: ETIMEDOUT /);
+  } finally {
+    await fault.close();
+  }
+});
+
+test("3: the connection lost after the end of data: the line says the message may have been delivered", async () => {
+  const fault = await startFaultServer([...greetAndEhlo([]), ...acceptEnvelope(), { expectData: true }, { close: true }]);
+  try {
+    const run = await runCommand(["send", "-s", `127.0.0.1:${fault.port}`, eml]);
+    assert.is(run.code, 3);
+    assert.match(run.stdout, /exit\.eml: may have been delivered: ECONNECTION /);
+    const json = await runCommand(["send", "-s", `127.0.0.1:${fault.port}`, "--json", eml]);
+    assert.is(jsonLines(json.stdout)[0]!.error.deliveryState, "unknown");
   } finally {
     await fault.close();
   }
@@ -91,6 +104,8 @@ test("6: the sender refused, every recipient refused, or the message refused at 
     assert.is(error.code, "EMESSAGE");
     assert.is(error.responseCode, 554);
     assert.is(error.temporary, false);
+    assert.is(error.deliveryState, "rejected");
+    assert.is(jsonLines(sender.stdout)[0]!.error.deliveryState, "not-sent");
   } finally {
     await server.close();
   }

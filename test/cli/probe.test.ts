@@ -154,7 +154,7 @@ test("a refused connection or a refusing greeting: exit 3, the error in the JSON
   await new Promise<void>((resolve) => closed.close(() => resolve()));
   const refused = await runCommand(["probe", `127.0.0.1:${port}`, "--json"]);
   assert.is(refused.code, 3);
-  assert.is(jsonLines(refused.stdout)[0]!.error.code, "ECONNECTION");
+  assert.is(jsonLines(refused.stdout)[0]!.error.code, "ESOCKET");
 
   const fault = await startFaultServer([{ send: "554 5.7.1 go away\r\n" }, { close: true }]);
   try {

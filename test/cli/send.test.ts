@@ -126,6 +126,13 @@ test("--json prints one JSON object per message and nothing else; refused recipi
     assert.type(first!.messageSize, "number");
     assert.is(second!.sent, true);
     assert.equal(second!.rejected, ["bad@example.org"]);
+    assert.equal(
+      second!.recipients.map((r: { address: string; status: string }) => [r.address, r.status]),
+      [
+        ["ok@example.org", "accepted"],
+        ["bad@example.org", "rejected"],
+      ],
+    );
     assert.is(second!.rejectedErrors[0].responseCode, 550);
     assert.is(second!.rejectedErrors[0].recipient, "bad@example.org");
     assert.match(second!.rejectedErrors[0].message, /RCPT TO:<bad@example.org> rejected/);
