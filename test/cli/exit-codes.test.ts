@@ -5,23 +5,13 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createServer, type AddressInfo } from "node:net";
-import { startServer } from "../helpers/server.js";
+import { closedPort, startServer } from "../helpers/server.js";
 import { acceptEnvelope, greetAndEhlo, startFaultServer } from "../helpers/fault-server.js";
 import { jsonLines, message, runCommand, scratch } from "./command.js";
 
 const files = scratch();
 const eml = files.file("exit.eml", message());
 test.after(() => files.remove());
-
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 test("0: every message sent to every recipient", async () => {
   const server = await startServer();

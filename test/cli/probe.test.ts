@@ -5,8 +5,7 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createServer, type AddressInfo } from "node:net";
-import { startServer } from "../helpers/server.js";
+import { closedPort, startServer } from "../helpers/server.js";
 import { getCerts } from "../helpers/certs.js";
 import { startFaultServer } from "../helpers/fault-server.js";
 import { jsonLines, runCommand, scratch } from "./command.js";
@@ -148,10 +147,7 @@ test("--lmtp says LHLO; -v shows the transcript on standard error", async () => 
 });
 
 test("a refused connection or a refusing greeting: exit 3, the error in the JSON", async () => {
-  const closed = createServer();
-  await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-  const { port } = closed.address() as AddressInfo;
-  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  const port = await closedPort();
   const refused = await runCommand(["probe", `127.0.0.1:${port}`, "--json"]);
   assert.is(refused.code, 3);
   assert.is(jsonLines(refused.stdout)[0]!.error.code, "ESOCKET");
