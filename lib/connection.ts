@@ -27,6 +27,7 @@ import { OperationQueue, type Operation } from "./operation-queue.js";
 import { createLevelLogger, createTranscript, type Transcript } from "./logger.js";
 import { VERSION } from "./version.js";
 import { settle } from "./callback.js";
+import { publishCommand, publishReply, traceSend } from "./diagnostics.js";
 
 /** QUIT is a courtesy: never wait longer than this for its 221. */
 const QUIT_WAIT_MS = 5000;
@@ -319,6 +320,7 @@ export class SMTPConnection extends EventEmitter {
     this.lastServerResponse = replyText(reply);
     this.#transcript.server(this.lastServerResponse);
     const command = this.#queue.head;
+    publishReply(this.id, reply, command);
     if (reply.code === REPLY.SERVICE_NOT_AVAILABLE && !this.#quitting) {
       return this.#teardown(fromReply("ECONNECTION", "Server is closing the connection", reply, command ?? "CONN"));
     }
@@ -359,6 +361,7 @@ export class SMTPConnection extends EventEmitter {
       return this.#teardown(protocolError(`Unexpected reply from server with no command pending (before ${line.split(" ")[0]})`, line.split(" ")[0]));
     }
     this.#transcript.client(logAs ?? line);
+    publishCommand(this.id, logAs ?? line);
     this.#pipeline.socket.write(line + "\r\n");
   }
 
@@ -390,7 +393,8 @@ export class SMTPConnection extends EventEmitter {
    */
   #transaction(envelope: Envelope, message: SendStream | Buffer): Promise<SendInfo> {
     const open = () => (this.#assertOpen(), this.#session());
-    return this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#ehloLines], handOver), true, false);
+    const run = () => this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#ehloLines], handOver), true, false);
+    return traceSend(run, () => ({ connectionId: this.id, host: this.host, port: this.port, envelope }));
   }
 
   /** What transactions see of the connection; made again only when the socket, TLS or EHLO changed. */

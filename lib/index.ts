@@ -8,6 +8,7 @@ import { SMTPConnection } from "./connection.js";
 export { SMTPConnection };
 export { SendStream } from "./send-stream.js";
 export { SMTPError, type SMTPErrorCode } from "./errors.js";
+export type { SendTrace, CommandMessage, ReplyMessage } from "./diagnostics.js";
 export { LineSplitter } from "./stages/line-splitter.js";
 export { ReplyDecoder } from "./stages/reply-decoder.js";
 export { DataEncoder } from "./stages/data-encoder.js";
