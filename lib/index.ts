@@ -7,6 +7,7 @@ import { SMTPConnection } from "./connection.js";
 
 export { SMTPConnection };
 export { SendStream } from "./send-stream.js";
+export type { SendPhase } from "./outcome.js";
 export { SMTPError, type SMTPErrorCode } from "./errors.js";
 export type { SendTrace, CommandMessage, ReplyMessage } from "./diagnostics.js";
 export { LineSplitter } from "./stages/line-splitter.js";
