@@ -104,9 +104,6 @@ export function readCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv 
     if (files.filter((f) => f === "-").length > 1) throw new UsageError('Standard input ("-") can be read only once');
   }
 
-  const connections = positiveInteger("--connections", values.connections ?? "1");
-  // Several connections need the pool (SMTPPool), which this command does not use yet.
-  if (connections > 1) throw new UsageError("--connections above 1 is not available yet: messages go over one connection");
   return {
     command,
     connection: connectionOptions(values, server),
@@ -114,7 +111,7 @@ export function readCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv 
     envelope: envelopeOptions(values),
     files,
     quitAfter: phase(values["quit-after"]),
-    connections,
+    connections: positiveInteger("--connections", values.connections ?? "1"),
     json: Boolean(values.json),
     verbose: Boolean(values.verbose),
   };

@@ -41,6 +41,7 @@ Envelope and message:
       --smtputf8             SMTPUTF8
       --dsn-notify LIST      NEVER, or SUCCESS,FAILURE,DELAY
       --bdat                 BDAT (CHUNKING) instead of DATA when the server offers it
+      --connections N        send over N connections at once (a pool; default 1, in file order)
       --quit-after PHASE     stop and QUIT after ${PHASES.join(", ")}; sends no message
 
 Output:

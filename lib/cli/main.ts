@@ -41,7 +41,7 @@ export async function main(argv: readonly string[], io: CommandIO): Promise<Exit
     return EXIT.OK;
   }
   const terminal = new Terminal(io.stderr, { quiet: args.json });
-  const logging = args.verbose ? { logger: transcriptLogger(terminal), debug: true } : { logger: false };
+  const logging = args.verbose ? { logger: transcriptLogger(terminal, { withIds: args.connections > 1 }), debug: true } : { logger: false };
   try {
     if (args.command === "probe") return await probe({ ...args, connection: { ...args.connection, ...logging } }, io.stdout, terminal);
     return await send(args, await credentials(args, io), { stdin: io.stdin, stdout: io.stdout, terminal, logging });

@@ -53,9 +53,13 @@ export class Terminal {
 /**
  * The connection's logger for `-v`: the transcript ("C: ", "S: " lines) and its notes,
  * on standard error. The connection masks what authentication sends; the mask is shown
- * as "****", the way people write a hidden value.
+ * as "****", the way people write a hidden value. With several connections (`withIds`)
+ * each line starts with its connection's id, so the transcripts can be told apart.
  */
-export function transcriptLogger(terminal: Terminal): Logger {
-  const show = (prefix: string) => (_meta: unknown, message?: unknown) => terminal.line(prefix + String(message).replaceAll(SECRET_MASK, "****"));
+export function transcriptLogger(terminal: Terminal, { withIds = false } = {}): Logger {
+  const show = (prefix: string) => (meta: unknown, message?: unknown) => {
+    const id = withIds ? `[${(meta as { sid?: string } | undefined)?.sid}] ` : "";
+    terminal.line(id + prefix + String(message).replaceAll(SECRET_MASK, "****"));
+  };
   return { debug: show(""), info: show("* "), error: show("! ") };
 }

@@ -178,7 +178,7 @@ const usage: Array<[string[], RegExp]> = [
   [["send", "--server", ":25"], /No host in ":25"/],
   [["send", "--timeout", "soon"], /--timeout "soon": expected a positive number/],
   [["send", "--connections", "1.5"], /--connections "1.5": expected a whole number/],
-  [["send", "--connections", "4"], /--connections above 1 is not available yet/],
+  [["send", "--connections", "0"], /--connections "0": expected a positive number/],
   [["send", "--quit-after", "data"], /--quit-after "data": expected one of connect, ehlo, tls, auth, mail, rcpt/],
   [["send", "--dsn-notify", "NEVER,SUCCESS"], /--dsn-notify "NEVER,SUCCESS": expected NEVER, or a comma-separated list/],
   [["send", "--tls-on-connect", "--tls"], /--tls-on-connect uses TLS from the first byte/],

@@ -81,6 +81,35 @@ test("several files go over one connection in the order given, each envelope ove
   }
 });
 
+test("--connections N sends over a pool of N connections, each message once, each transcript line with its connection's id", async () => {
+  const server = await startServer({ users: { me: "pw" } });
+  try {
+    const names = Array.from({ length: 12 }, (_, i) => files.file(`pool-${i}.eml`, message({ to: `p${i}@example.org` })));
+    const run = await runCommand(["send", "-s", `127.0.0.1:${server.port}`, "--connections", "3", "--user", "me", "--password", "pw", "--json", "-v", ...names]);
+    assert.is(run.code, 0, run.stderr);
+    assert.equal(server.messages.map((m) => m.to[0]).sort(), names.map((_, i) => `p${i}@example.org`).sort());
+    const connections = server.commands.filter((c) => c.startsWith("EHLO")).length;
+    assert.ok(connections >= 1 && connections <= 3, `${connections} connections`);
+    assert.is(server.auths.length, connections, "each connection logged in");
+    assert.equal(jsonLines(run.stdout).map((line) => line.file).sort(), [...names].sort());
+    assert.match(run.stderr, /^\[[^\]]+\] C: MAIL FROM:<me@example.com>$/m);
+  } finally {
+    await server.close();
+  }
+});
+
+test("--connections N: a refused login fails each message with exit 4", async () => {
+  const server = await startServer({ users: { me: "pw" } });
+  try {
+    const run = await runCommand(["send", "-s", `127.0.0.1:${server.port}`, "--connections", "2", "--user", "me", "--password", "wrong", "--json", files.file("pool-auth.eml", message())]);
+    assert.is(run.code, 4, run.stderr);
+    assert.is(jsonLines(run.stdout)[0]!.error.code, "EAUTH");
+    assert.is(server.messages.length, 0);
+  } finally {
+    await server.close();
+  }
+});
+
 test("reads the message from standard input with - and with no file at all", async () => {
   const server = await startServer();
   try {
