@@ -49,6 +49,20 @@ function assertAborted(err: unknown, reason: unknown, command: RegExp, where: st
   assert.match(err.command!, command, `${where}: command`);
 }
 
+/**
+ * Starts `send` with a fresh signal and aborts it once the script reaches `held`; gives
+ * back the reason and the send's outcome (not awaited: a held script may have to be
+ * opened first).
+ */
+async function abortWhenHeld<T>(held: { reached: Promise<void> }, what: string, send: (signal: AbortSignal) => Promise<T>) {
+  const controller = new AbortController();
+  const result = outcome(send(controller.signal), what);
+  await settlesWithin(held.reached, HANG_MS, `${what}: the script reaching the abort point`);
+  const reason = new Error(`${what} aborted by the test`);
+  controller.abort(reason);
+  return { reason, result };
+}
+
 /** `err`, its cause, the cause's cause... */
 function causes(err: unknown): unknown[] {
   const chain: unknown[] = [];
@@ -197,11 +211,7 @@ for (const [api, send] of Object.entries(SEND_APIS)) {
     ]);
     const conn = await connected(server.port);
     const events = watchEvents(conn);
-    const controller = new AbortController();
-    const result = outcome(send(conn, 1, controller.signal), api);
-    await settlesWithin(held.reached, HANG_MS, "MAIL FROM on the wire");
-    const reason = new Error("user cancelled");
-    controller.abort(reason);
+    const { reason, result } = await abortWhenHeld(held, api, (signal) => send(conn, 1, signal));
     // Rejected at once: the server has not answered MAIL yet.
     assertAborted(await result, reason, /^(MAIL FROM|API)$/, api);
     const next = conn.send(env(2), MESSAGE);
@@ -227,13 +237,12 @@ test("aborted while DATA waits (no PIPELINING): the 354 leaves closing as the on
   const server = await startFaultServer([...greetAndEhlo(), ...acceptEnvelope(1).slice(0, -1), held.step, { send: "354 go ahead\r\n" }, { call: (c) => c.whenClosed }]);
   const conn = await connected(server.port);
   const events = watchEvents(conn);
-  const controller = new AbortController();
-  const result = outcome(conn.send(env(1), MESSAGE, { signal: controller.signal }), "send");
   const queued = nodeCallback<SendInfo>("queued send");
-  conn.send(env(2), MESSAGE, queued);
-  await settlesWithin(held.reached, HANG_MS, "DATA on the wire");
-  const reason = new Error("deadline");
-  controller.abort(reason);
+  const { reason, result } = await abortWhenHeld(held, "send", (signal) => {
+    const sending = conn.send(env(1), MESSAGE, { signal });
+    conn.send(env(2), MESSAGE, queued);
+    return sending;
+  });
   assertAborted(await result, reason, /^DATA$/, "send");
   held.open();
   const queuedErr = await outcome(queued.result, "queued send");
@@ -295,14 +304,10 @@ test("aborted during a BDAT envelope, before a chunk left: RSET, and the connect
     { send: "250 2.0.0 Reset again\r\n" },
   ]);
   const conn = await connected(server.port, { chunking: true });
-  const controller = new AbortController();
   // Less than a chunk and not ended: nothing of the body can leave with the envelope.
   const source = new PassThrough();
   source.write("Subject: still coming\r\n\r\n");
-  const result = outcome(conn.send(env(1), source, { signal: controller.signal }), "send");
-  await settlesWithin(held.reached, HANG_MS, "the envelope on the wire");
-  const reason = new Error("deadline");
-  controller.abort(reason);
+  const { reason, result } = await abortWhenHeld(held, "send", (signal) => conn.send(env(1), source, { signal }));
   assertAborted(await result, reason, /^(MAIL FROM|RCPT TO)$/, "send");
   const reset = conn.reset();
   held.open();
@@ -328,13 +333,9 @@ test("BDAT: once a chunk left with the envelope, an abort closes the connection 
     { call: (c) => c.whenClosed },
   ]);
   const conn = await connected(server.port, { chunking: true, bdatChunkSize: 16 });
-  const controller = new AbortController();
   const source = new PassThrough();
   source.write("Subject: 16 + 4\r\n\r\nmore");
-  const result = outcome(conn.send(env(1), source, { signal: controller.signal }), "send");
-  await settlesWithin(held.reached, HANG_MS, "the first chunk on the wire");
-  const reason = new Error("deadline");
-  controller.abort(reason);
+  const { reason, result } = await abortWhenHeld(held, "send", (signal) => conn.send(env(1), source, { signal }));
   assertAborted(await result, reason, /^(MAIL FROM|RCPT TO|BDAT)$/, "send");
   held.open();
   const c = await server.connection();
@@ -357,10 +358,7 @@ test("BDAT: a small whole message leaves with its envelope as BDAT n LAST, so an
     { send: "250 ok\r\n250 ok\r\n250 2.0.0 Queued\r\n" },
   ]);
   const conn = await connected(server.port, { chunking: true });
-  const controller = new AbortController();
-  const result = outcome(conn.send(env(1), MESSAGE, { signal: controller.signal }), "send");
-  await settlesWithin(held.reached, HANG_MS, "the whole message on the wire");
-  controller.abort(new Error("too late"));
+  const { result } = await abortWhenHeld(held, "send", (signal) => conn.send(env(1), MESSAGE, { signal }));
   held.open();
   const info = await result;
   assert.not.instance(info, Error, String(info));
@@ -430,15 +428,13 @@ for (const [api, send] of Object.entries(SEND_APIS)) {
     const held = gate();
     const server = await startFaultServer([...greetAndEhlo(), ...acceptEnvelope(1), { expectData: true }, held.step, { send: "250 2.0.0 Queued as 42\r\n" }]);
     const conn = await connected(server.port);
-    const controller = new AbortController();
-    const result = outcome(send(conn, 1, controller.signal), api);
-    await settlesWithin(held.reached, HANG_MS, "the terminator read");
-    controller.abort(new Error("too late"));
+    let used!: AbortSignal;
+    const { result } = await abortWhenHeld(held, api, (signal) => send(conn, 1, (used = signal)));
     held.open();
     const info = await result;
     assert.not.instance(info, Error, `${api} resolves: ${String(info)}`);
     assert.is((info as SendInfo).response, "250 2.0.0 Queued as 42");
-    assert.is(getEventListeners(controller.signal, "abort").length, 0);
+    assert.is(getEventListeners(used, "abort").length, 0);
     conn.close();
     await server.close();
     await assertNothingOpen(api);
