@@ -9,8 +9,8 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { ehloReply, startFaultServer, type Step } from "../helpers/fault-server.js";
 import { sideBySide } from "../helpers/nodemailer.js";
-import { closedPort } from "../helpers/server.js";
 import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { closedPort } from "../helpers/server.js";
 
 const unhandled = trackUnhandled();
 

@@ -200,7 +200,7 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
   };
 }
 
-/** A loopback port nothing listens on: one a server was just given and gave back. */
+/** A loopback port nothing listens on: one a server just gave back. */
 export async function closedPort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
