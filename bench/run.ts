@@ -7,7 +7,7 @@
  *   npm run bench                      full run (6 to 10 minutes on 2 cores)
  *   npm run bench -- --quick           about a minute: smaller inputs, no 1 GiB message
  *   npm run bench -- --json            machine-readable results instead of the table
- *   npm run bench -- --only encoder,large,small,relay    some cases only
+ *   npm run bench -- --only encoder,large,small,relay,pool    some cases only
  *   npm run bench -- --reps 5          reps per client (default 3 quick, 5 full)
  *   npm run bench -- --profile DIR     smtp-wire's children write CPU profiles to DIR
  *   npm run bench -- --verbose         print each child's command line and result
@@ -83,6 +83,8 @@ const plan = {
     ? { count0: 2000, count1: 300, warmup: 100, rttMs: 1, maxSeconds: 2 }
     : { count0: 10000, count1: 1500, warmup: 300, rttMs: 1, maxSeconds: 10 },
   relaySize: quick ? 64 * MiB : 256 * MiB,
+  /** Issue 12: messages of 4 KiB offered at once to a pool of `connections`, and mails through the two Nodemailer transports. */
+  pool: quick ? { count: 2000, mails: 1000, connections: 5, maxSeconds: 20 } : { count: 10000, mails: 10000, connections: 5, maxSeconds: 60 },
   childTimeoutMs: quick ? 120_000 : 600_000,
 };
 const only = flags.only ? new Set(flags.only.split(",")) : undefined;
@@ -450,6 +452,43 @@ async function smallCase(sink: ServerProcess, proxy: ServerProcess): Promise<{ m
   return { meanDelayMs };
 }
 
+/**
+ * Issue 12: the pool. `pool`: every message offered at once to SMTPPool and to Nodemailer's
+ * own pool, the same bytes, the same settings, at 0 and 1 ms RTT (count and bytes checked).
+ * `transport`: nodemailer.createTransport(smtpWire(...)).sendMail against Nodemailer's pooled
+ * SMTP transport, the same composed mails (count checked: the headers differ in length).
+ * Peak RSS is what offering them all at once costs each client.
+ */
+async function poolCase(sink: ServerProcess, proxy: ServerProcess): Promise<void> {
+  const { count, mails, connections, maxSeconds } = plan.pool;
+  const variants: [string, string, ServerProcess, number][] = [
+    ["pool", `${count} x 4 KiB at once, pool of ${connections}, 0 RTT`, sink, count],
+    ["pool", `${count} x 4 KiB at once, pool of ${connections}, ${plan.small.rttMs} ms RTT`, proxy, count],
+    ["transport", `${mails} sendMail at once, pool of ${connections}, ${plan.small.rttMs} ms RTT`, proxy, mails],
+  ];
+  for (const [caseName, variant, target, total] of variants) {
+    progress(`${caseName} ${variant}: `);
+    for (let rep = 0; rep < plan.reps; rep++) {
+      for (const client of ["smtp-wire", "nodemailer"]) {
+        await sink.reset();
+        if (target === proxy) await proxy.reset();
+        const args = ["--client", `${client}-${caseName}`, "--port", String(target.port), "--count", String(total), "--connections", String(connections), "--max-seconds", String(maxSeconds)];
+        const result = await spawnChild("pool.bench.js", args, client === "smtp-wire").result;
+        const sample = sampleOf(result, (result.messages ?? 0) / result.seconds);
+        const stats = await sink.stats();
+        if (caseName === "pool") verify(sample, stats, { messages: result.messages ?? 0, bytes: (result.messages ?? 0) * 4096 });
+        else if (sample.ok && stats.messages !== result.messages) Object.assign(sample, { ok: false, problem: `server got ${stats.messages} messages, expected ${result.messages}` });
+        if (sample.ok && result.detail?.timedOut) Object.assign(sample, { problem: `stopped after ${maxSeconds} s` });
+        if (stats.messages > 0) sample.tripsPerMessage = stats.flights / stats.messages;
+        rowFor(caseName, variant, client, "msg/s").samples.push(sample);
+        progress(sample.ok ? "." : "x");
+      }
+    }
+    for (const client of ["smtp-wire", "nodemailer"]) rowFor(caseName, variant, client, "msg/s").note = caseName === "pool" ? "count + bytes checked" : "count checked";
+    progress("\n");
+  }
+}
+
 async function relayCase(sink: ServerProcess, smtpServer: ServerProcess, file: MessageFile): Promise<void> {
   const variant = `${sizeLabel(file.bytes)} via smtp-server`;
   progress(`relay ${variant}: `);
@@ -597,6 +636,11 @@ function targets(): Target[] {
     const theirs = cpuMedian(raw);
     add(`small, ${variant}, each send awaited: client CPU per message <= 1.2x the raw client's`, ours !== undefined && theirs ? ours / theirs : undefined, (v) => v <= 1.2);
   }
+  // Issue 12: the pool and the Nodemailer transport against Nodemailer's pooled ones.
+  const pool1 = rows.find((r) => r.case === "pool" && r.variant.endsWith("ms RTT") && r.client === "smtp-wire");
+  if (pool1) add(`pool, ${plan.small.rttMs} ms RTT: >= 2x Nodemailer's pool msg/s`, ratio(pool1, nodemailerOf(pool1)), (v) => v >= 2);
+  const transport = rows.find((r) => r.case === "transport" && r.client === "smtp-wire");
+  if (transport) add("sendMail through smtp-wire/nodemailer: >= 1.5x Nodemailer's pooled transport", ratio(transport, nodemailerOf(transport)), (v) => v >= 1.5);
   const relay = rows.find((r) => r.case === "relay" && r.client === "smtp-wire");
   if (relay) add(`relay ${relay.variant}: >= 0.85x its raw baseline`, ratio(relay, baselineOf(relay)), (v) => v >= 0.85);
   return list;
@@ -718,6 +762,7 @@ async function main(): Promise<void> {
     if (wants("encoder")) await encoderCase();
     if (wants("large")) await largeCase(sink, smtpServer, files);
     if (wants("small")) measuredRtt = (await smallCase(sink, proxy)).meanDelayMs;
+    if (wants("pool")) await poolCase(sink, proxy);
     if (wants("relay")) await relayCase(sink, smtpServer, files.get(fileKey("base64", plan.relaySize))!);
 
     const minutes = (Date.now() - started) / 60000;
@@ -752,7 +797,7 @@ async function main(): Promise<void> {
         "system part includes the loopback delivery its writes cause).",
         "",
         measuredRtt !== undefined ? `Delaying proxy: mean added delay ${measuredRtt.toFixed(2)} ms per reply.` : "",
-        "Targets (issues 5 and 14):",
+        "Targets (issues 5, 12 and 14):",
         ...(goals.length ? goals.map((t) => `  [${t.met === undefined ? " n/a " : t.met ? " met " : "MISSED"}] ${t.text}: ${t.value}`) : ["  (none in the cases run)"]),
         "",
         `${minutes.toFixed(1)} minutes`,
