@@ -16,7 +16,8 @@
  * envelope (led by RSET) goes out before this final reply arrives (OperationQueue).
  * A body that cannot be completed (source failed, stream destroyed, server answered
  * early) is never terminated: the connection is closed instead, so no partial message
- * can be delivered.
+ * can be delivered. A message abandoned before its body started ends with RSET, and the
+ * connection goes on, unless DATA's 354 had come (then it is closed as well).
  */
 import type { Socket } from "node:net";
 import type { Envelope, RecipientOutcome, Reply, SendInfo } from "./types.js";
@@ -163,16 +164,28 @@ async function pipelinedEnvelope(session: TransactionSession, prepared: Prepared
   return judgeEnvelope(prepared, facts, resetReply, mailReply!, rest, dataReply);
 }
 
-/** One command at a time, stopping at the first thing that makes going on pointless. */
-async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope, facts: SendFacts): Promise<EnvelopeResult> {
+/** An envelope left unfinished because its message was abandoned: no error of its own. */
+const ABANDONED: EnvelopeResult = Object.freeze({ accepted: [], rejected: [], rejectedErrors: [], dataOpen: false });
+
+/**
+ * One command at a time, stopping at the first thing that makes going on pointless: a
+ * refusal, or the message being abandoned (then above all before DATA, whose 354 would
+ * leave closing the connection as the only way out).
+ */
+async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope, facts: SendFacts, abandoned: () => boolean): Promise<EnvelopeResult> {
   const { queue } = session;
   const reset = session.state.needsReset ? await queue.send("RSET", "RSET") : undefined;
   if (reset && !isPositive(reset)) return judgeEnvelope(prepared, facts, reset, reset, [], undefined);
+  if (abandoned()) return ABANDONED;
   const mail = await queue.send("MAIL FROM", prepared.mailLine);
   if (!isPositive(mail)) return judgeEnvelope(prepared, facts, reset, mail, [], undefined);
   const rcpts: Reply[] = [];
-  for (const line of prepared.rcptLines) rcpts.push(await queue.send("RCPT TO", line));
+  for (const line of prepared.rcptLines) {
+    if (abandoned()) return ABANDONED;
+    rcpts.push(await queue.send("RCPT TO", line));
+  }
   if (!rcpts.some(isPositive)) return judgeEnvelope(prepared, facts, reset, mail, rcpts, undefined);
+  if (abandoned()) return ABANDONED;
   const data = await queue.send("DATA", "DATA");
   return judgeEnvelope(prepared, facts, reset, mail, rcpts, data);
 }
@@ -201,6 +214,20 @@ async function awaitFinal(session: TransactionSession, channel: BodyChannel, fac
   } finally {
     if (session.canPipeline) session.state.finalsPending--;
   }
+}
+
+/**
+ * The message was abandoned (its stream destroyed, its signal aborted) while its envelope
+ * was out and before any of its body: RSET ends the transaction and the connection goes on
+ * (AUTH, for one, is refused inside a transaction). After DATA's 354 the server takes
+ * every byte as message text and only the end of data leaves that mode, which would
+ * deliver what it got: that case is cut like a body, by closing the connection.
+ */
+async function abandonEnvelope(session: TransactionSession, reason: SMTPError): Promise<never> {
+  const reset = await session.queue.send("RSET", "RSET").catch(() => undefined);
+  // Refused or lost: the next transaction leads with RSET again (or finds the connection closed).
+  session.state.needsReset = !isPositive(reset);
+  throw reason;
 }
 
 /**
@@ -255,8 +282,9 @@ function startBody(channel: BodyChannel, message: SendStream | Buffer): void {
 async function transact(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void, facts: SendFacts): Promise<SendInfo> {
   const stream = Buffer.isBuffer(message) ? undefined : message;
   const prepared = prepareEnvelope(envelope, session);
-  // Destroyed while queued behind other sends: nothing was written, nothing to undo.
+  // Destroyed (or aborted) while queued behind other sends: nothing was written, nothing to undo.
   if (stream?.abortReason) throw stream.abortReason;
+  stream?.begin();
   const started = Date.now();
   facts.phase = "envelope";
   facts.recipients = prepared.to.map((address) => ({ address }));
@@ -264,7 +292,8 @@ async function transact(session: TransactionSession, envelope: Envelope, message
   const envelopeNumber = ++session.state.envelopesSent;
   // BDAT: the body starts with the envelope, before its replies are known.
   const chunks = session.canChunk ? bdatChannel(session.queue, session.socket, { chunkSize: session.bdatChunkSize, binary: prepared.binary, noteCommand: session.noteCommand }) : undefined;
-  const result = await (session.canPipeline ? pipelinedEnvelope(session, prepared, facts, chunks, chunks && (() => startBody(chunks, message))) : stepwiseEnvelope(session, prepared, facts)).catch((err: unknown) => {
+  const abandoned = () => stream?.abortReason !== undefined;
+  const result = await (session.canPipeline ? pipelinedEnvelope(session, prepared, facts, chunks, chunks && (() => startBody(chunks, message))) : stepwiseEnvelope(session, prepared, facts, abandoned)).catch((err: unknown) => {
     chunks?.stop();
     // A small message goes whole ("BDAT n LAST") with its envelope: it may be delivered.
     if (chunks?.ended()) facts.phase = "final";
@@ -287,6 +316,14 @@ async function transact(session: TransactionSession, envelope: Envelope, message
       await closing.catch(() => undefined);
     }
     throw result.error;
+  }
+  // Destroyed (or aborted) while its envelope was out, before a byte of its body went:
+  // RSET ends the transaction. After DATA's 354, or once a BDAT chunk left, it is cut
+  // mid-body below instead.
+  const bodyWritten = result.dataOpen || (chunks !== undefined && (chunks.size() > 0 || chunks.ended()));
+  if (stream?.abortReason && !bodyWritten) {
+    chunks?.stop();
+    return abandonEnvelope(session, stream.abortReason);
   }
 
   const envelopeTime = Date.now() - started;
