@@ -7,6 +7,7 @@ import { SMTPConnection } from "./connection.js";
 
 export { SMTPConnection };
 export { SendStream } from "./send-stream.js";
+export type { SendPhase } from "./outcome.js";
 export { SMTPError, type SMTPErrorCode } from "./errors.js";
 export type { SendTrace, CommandMessage, ReplyMessage } from "./diagnostics.js";
 export { LineSplitter } from "./stages/line-splitter.js";
@@ -14,5 +15,7 @@ export { ReplyDecoder } from "./stages/reply-decoder.js";
 export { DataEncoder } from "./stages/data-encoder.js";
 export { BdatEncoder } from "./stages/bdat-encoder.js";
 export { SMTPPool, PoolSendStream, type PoolLease, type PoolOptions } from "./pool/index.js";
+export type { PoolLimits } from "./pool/options.js";
+export type { MessageInput } from "./message.js";
 export type * from "./types.js";
 export default SMTPConnection;
