@@ -23,7 +23,7 @@ import type { SMTPError } from "./errors.js";
 import type { CommandQueue } from "./command-queue.js";
 import type { BodySink } from "./send-stream.js";
 import { BodyEncoding } from "./stages/data-encoder.js";
-import { ChunkCutter, bdatHeader } from "./stages/bdat-encoder.js";
+import { ChunkCutter, bdatLine } from "./stages/bdat-encoder.js";
 
 /** Something that went wrong before the body was complete. */
 export type BodyProblem = { kind: "early"; reply: Reply; command: string } | { kind: "dead"; err: SMTPError };
@@ -67,6 +67,8 @@ export interface BdatOptions {
   chunkSize: number;
   /** BINARYMIME: send the bytes as they are, without line-end normalisation. */
   binary: boolean;
+  /** Each BDAT command line as it is written (the transcript, diagnostics). */
+  noteCommand(line: string): void;
 }
 
 /**
@@ -259,7 +261,9 @@ export function bdatChannel(queue: CommandQueue, socket: Socket, options: BdatOp
       queue.expectWith("BDAT", onChunkReply, onFailure);
     }
     payload += size;
-    write(bdatHeader(size, last));
+    const line = bdatLine(size, last);
+    options.noteCommand(line);
+    write(Buffer.from(`${line}\r\n`, "latin1"));
     for (const part of parts) write(part);
   };
   // Whole chunks go as soon as they are complete and a slot is free, so the number of

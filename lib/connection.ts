@@ -425,6 +425,10 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
       canPipeline,
       canChunk: canPipeline && Boolean(this.options.chunking) && this.#extensions.has("CHUNKING"),
       bdatChunkSize: readChunkSize(this.options),
+      noteCommand: (line) => {
+        this.#transcript.client(line);
+        publishCommand(this.id, line);
+      },
       state: this.#transactionState,
       abort: (err) => this.#teardown(err, { reported: true }),
       recipient: (outcome, envelope) => this.emit("recipient", outcome, envelope),

@@ -57,6 +57,8 @@ export interface TransactionSession {
   readonly canChunk: boolean;
   /** Payload bytes per BDAT chunk (the `bdatChunkSize` option). */
   readonly bdatChunkSize: number;
+  /** Notes a command the body writes itself (BDAT) as every other: transcript and diagnostics. */
+  noteCommand(line: string): void;
   /** What the connection's transactions know of one another; shared, so mutable. */
   readonly state: TransactionState;
   /**
@@ -294,7 +296,7 @@ async function transact(session: TransactionSession, envelope: Envelope, message
   // Counted as it is written (both envelope writers write their first line at once).
   const envelopeNumber = ++session.state.envelopesSent;
   // BDAT: the body starts with the envelope, before its replies are known.
-  const chunks = session.canChunk ? bdatChannel(session.queue, session.socket, { chunkSize: session.bdatChunkSize, binary: prepared.binary }) : undefined;
+  const chunks = session.canChunk ? bdatChannel(session.queue, session.socket, { chunkSize: session.bdatChunkSize, binary: prepared.binary, noteCommand: session.noteCommand }) : undefined;
   const abandoned = () => stream?.abortReason !== undefined;
   const result = await (session.canPipeline ? pipelinedEnvelope(session, prepared, facts, chunks, chunks && (() => startBody(chunks, message))) : stepwiseEnvelope(session, prepared, facts, abandoned)).catch((err: unknown) => {
     chunks?.stop();

@@ -8,6 +8,7 @@ import { Readable } from "node:stream";
 import { SMTPConnection, type SMTPConnectionOptions, SMTPError } from "../lib/index.js";
 import { startFaultServer, greetAndEhlo, type Step } from "./helpers/fault-server.js";
 import { createHash } from "node:crypto";
+import diagnostics from "node:diagnostics_channel";
 import { leakCheckTest, runInChild, trackUnhandled } from "./helpers/leak-check.js";
 import { settlesWithin } from "./helpers/callbacks.js";
 import { randomChunkLimit, randomFor, randomMessage, seedNote, splitRandomly } from "./helpers/random.js";
@@ -312,6 +313,34 @@ test("a connection lost while chunks are under way fails the send as not sent, w
   assert.not.match((await fault.connection()).received.toString("latin1"), /LAST/);
   conn.close();
   await fault.close();
+});
+
+test("BDAT commands show in the transcript and on the smtp-wire:command channel like every other command", async () => {
+  const published: string[] = [];
+  const logged: string[] = [];
+  const onCommand = (message: unknown) => published.push((message as { line: string }).line);
+  diagnostics.subscribe("smtp-wire:command", onCommand);
+  const fault = await startFaultServer([
+    ...chunkingEnvelope(),
+    { expect: "BDAT 4" },
+    { expectBytes: 4 },
+    { send: "250 ok\r\n250 ok\r\n250 chunk\r\n" },
+    { expect: "BDAT 1 LAST" },
+    { expectBytes: 1 },
+    { send: "250 queued\r\n" },
+  ]);
+  try {
+    const logger = { debug: (...args: unknown[]) => logged.push(args.map(String).join(" ")), info() {}, error() {} };
+    const conn = await connected(fault.port, { chunking: true, bdatChunkSize: 4, debug: true, logger });
+    await conn.send(env, "hello");
+    conn.close();
+    assert.equal(published.filter((line) => line.startsWith("BDAT")), ["BDAT 4", "BDAT 1 LAST"]);
+    assert.ok(logged.some((line) => line.includes("BDAT 1 LAST")), `transcript: ${logged.join(" | ")}`);
+    fault.assertNoScriptErrors();
+  } finally {
+    diagnostics.unsubscribe("smtp-wire:command", onCommand);
+    await fault.close();
+  }
 });
 
 /** What a BDAT body must be on the wire: every bare CR and LF as CRLF, nothing stuffed. */

@@ -122,6 +122,7 @@ class Session {
           break;
         case "MAIL":
           this.#inTransaction = true;
+          this.#inChunkedMessage = false;
           this.#reply("250 2.1.0 Ok\r\n");
           break;
         case "RCPT":
@@ -130,6 +131,7 @@ class Session {
           break;
         case "RSET":
           this.#inTransaction = true;
+          this.#inChunkedMessage = false;
           this.#reply("250 2.0.0 Ok\r\n");
           break;
         case "NOOP":

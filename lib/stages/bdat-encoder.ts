@@ -33,9 +33,14 @@ export const DEFAULT_BDAT_CHUNK_SIZE = 256 * 1024;
 /** The closing frame when nothing is left to send. */
 export const BDAT_LAST = Buffer.from("BDAT 0 LAST\r\n");
 
-/** The command line that announces a chunk of `size` bytes (`last`: the message ends with it). */
+/** The command that announces a chunk of `size` bytes (`last`: the message ends with it), without CRLF. */
+export function bdatLine(size: number, last = false): string {
+  return last ? `BDAT ${size} LAST` : `BDAT ${size}`;
+}
+
+/** The command line that announces a chunk of `size` bytes, as written. */
 export function bdatHeader(size: number, last = false): Buffer {
-  return Buffer.from(last ? `BDAT ${size} LAST\r\n` : `BDAT ${size}\r\n`, "latin1");
+  return Buffer.from(`${bdatLine(size, last)}\r\n`, "latin1");
 }
 
 /**

@@ -82,7 +82,7 @@ if (env) {
     }
   });
 
-  test("with chunking: true sends BDAT, and BDAT 0 LAST gets one reply per recipient", async () => {
+  test("with chunking: true sends BDAT, and BDAT n LAST gets one reply per recipient", async () => {
     const conn = await open(env, { port: env.lmtpPort, lmtp: true, chunking: true });
     try {
       assert.ok(conn.extensions.has("CHUNKING"), "Dovecot's LHLO offers CHUNKING");
