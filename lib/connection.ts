@@ -22,10 +22,12 @@ import { authenticate, cleartextRefusal } from "./auth/index.js";
 import { checkClientName } from "./envelope.js";
 import { SendStream, sendFromSource } from "./send-stream.js";
 import { checkMessage, type MessageInput } from "./message.js";
-import { runTransaction, type TransactionSession, type TransactionState } from "./transaction.js";
+import { runTransaction, type StagedEnvelope, type TransactionSession, type TransactionState } from "./transaction.js";
 import { OperationQueue, type Operation } from "./operation-queue.js";
 import { createTranscript, type Transcript } from "./logger.js";
 import { settle } from "./callback.js";
+import { MailTransaction, type TransactionEnvelope } from "./mail-transaction.js";
+import { proxyCommandLines, sendProxyCommand, type XClientAttributes, type XForwardAttributes } from "./xclient.js";
 
 /** QUIT is a courtesy: never wait longer than this for its 221. */
 const QUIT_WAIT_MS = 5000;
@@ -120,16 +122,71 @@ export class SMTPConnection extends EventEmitter {
     return stream;
   }
 
+  /**
+   * Opens a transaction one step at a time: resolves once the server accepted MAIL FROM
+   * (rejects with its EENVELOPE error otherwise). Then `tx.addRecipient(address)` sends
+   * one RCPT TO and resolves with that recipient's outcome, `tx.createSendStream()` gives
+   * the body stream, and `tx.abort()` abandons the transaction. It runs in the queue of
+   * operations like a send, and holds the connection until its body completes or it is
+   * aborted. This is what a relay uses to answer each RCPT with the upstream's reply.
+   */
+  beginTransaction(envelope: TransactionEnvelope): Promise<MailTransaction> {
+    return new MailTransaction(envelope, (staged, stream) => this.#transaction(staged, stream)).opened;
+  }
+
   /** RSET: aborts the current transaction state; resolves true. */
   reset(): Promise<boolean>;
   reset(callback: Callback<boolean>): void;
   reset(callback?: Callback<boolean>): Promise<boolean> | void {
     return settle(
       this.#enqueue(async () => {
-        const reply = await this.#queue.send("RSET", "RSET");
-        if (reply.code !== REPLY.OK) throw fromReply("EPROTOCOL", "Could not reset session state", reply, "RSET");
-        this.#transactionState.needsReset = false;
+        await this.#rset();
         return true;
+      }),
+      callback,
+    );
+  }
+
+  /**
+   * XCLIENT (Postfix): tells a server that trusts this client who the original client was
+   * (its address, name, HELO, login…), for the rest of the session. Resolves once the
+   * server greeted again and EHLO was said again (with `helo` when given, so the server's
+   * Received header shows the original client's name). Fails with EPROTOCOL, before
+   * anything is written, when the server does not advertise XCLIENT or an attribute, or a
+   * value is invalid; with the server's reply when it refuses.
+   */
+  xclient(attributes: XClientAttributes): Promise<void>;
+  xclient(attributes: XClientAttributes, callback: Callback<void>): void;
+  xclient(attributes: XClientAttributes, callback?: Callback<void>): Promise<void> | void {
+    return settle(
+      this.#enqueue(async () => {
+        const lines = proxyCommandLines("XCLIENT", attributes, this.#extensions.get("XCLIENT"));
+        if (attributes.helo !== undefined) checkClientName(attributes.helo);
+        // The server refuses XCLIENT inside a transaction; a failed one may still be open.
+        if (this.#transactionState.needsReset) await this.#rset();
+        await sendProxyCommand(this.#queue, "XCLIENT", lines);
+        // The session starts over as the forwarded client's: any login was ours, not theirs.
+        this.authenticated = false;
+        await this.#hello(attributes.helo ?? this.name);
+      }),
+      callback,
+    );
+  }
+
+  /**
+   * XFORWARD (Postfix): tells the server what to log as the original client (address,
+   * name, HELO, protocol, source, ident) for the next transaction; call it before
+   * send()/beginTransaction(). Resolves once the server said 250. Fails as xclient() does.
+   */
+  xforward(attributes: XForwardAttributes): Promise<void>;
+  xforward(attributes: XForwardAttributes, callback: Callback<void>): void;
+  xforward(attributes: XForwardAttributes, callback?: Callback<void>): Promise<void> | void {
+    return settle(
+      this.#enqueue(async () => {
+        const lines = proxyCommandLines("XFORWARD", attributes, this.#extensions.get("XFORWARD"));
+        // RSET after XFORWARD would reset its attributes, so the pending one goes first.
+        if (this.#transactionState.needsReset) await this.#rset();
+        await sendProxyCommand(this.#queue, "XFORWARD", lines);
       }),
       callback,
     );
@@ -203,8 +260,8 @@ export class SMTPConnection extends EventEmitter {
     await this.#hello();
   }
 
-  async #hello(): Promise<void> {
-    const { extensions } = await sayHello(this.#queue, this.name, Boolean(this.options.lmtp));
+  async #hello(name = this.name): Promise<void> {
+    const { extensions } = await sayHello(this.#queue, name, Boolean(this.options.lmtp));
     this.#extensions = extensions;
     this.#extensionsView = freezeExtensions(extensions);
     this.allowsAuth = extensions.has("AUTH");
@@ -313,8 +370,14 @@ export class SMTPConnection extends EventEmitter {
     return this.#operations.run(operation, { overlap, guard });
   }
 
+  async #rset(): Promise<void> {
+    const reply = await this.#queue.send("RSET", "RSET");
+    if (reply.code !== REPLY.OK) throw fromReply("EPROTOCOL", "Could not reset session state", reply, "RSET");
+    this.#transactionState.needsReset = false;
+  }
+
   /** Queues one transaction; it may overlap the final reply of the one before. */
-  #transaction(envelope: Envelope, message: SendStream | Buffer): Promise<SendInfo> {
+  #transaction(envelope: Envelope | StagedEnvelope, message: SendStream | Buffer): Promise<SendInfo> {
     return this.#enqueue((handOver) => runTransaction(this.#session(), envelope, message, [...this.#extensions.keys()], handOver), true);
   }
 

@@ -17,7 +17,7 @@
 import type { Socket } from "node:net";
 import type { Envelope, Reply, SendInfo } from "./types.js";
 import { fromReply, replyText, SMTPError, REPLY } from "./errors.js";
-import { prepareEnvelope, type PreparedEnvelope } from "./envelope.js";
+import { prepareEnvelope, type PreparedEnvelope, type SessionFacts } from "./envelope.js";
 import type { CommandQueue } from "./command-queue.js";
 import { bdatChannel, dataChannel, type BodyChannel } from "./body.js";
 import type { SendStream } from "./send-stream.js";
@@ -60,6 +60,29 @@ export interface TransactionSession {
 
 const isPositive = (reply: Reply | undefined): boolean => reply !== undefined && reply.code >= 200 && reply.code < 300;
 
+/**
+ * An envelope given one recipient at a time (MailTransaction): MAIL FROM goes out first,
+ * each RCPT TO as it is added, DATA once the body is asked for. It is written by the same
+ * stepwise code as a whole envelope, so its replies are judged the same way.
+ */
+export interface StagedEnvelope {
+  /** Checks the sender and the parameters; `to` grows as recipients are taken. */
+  prepare(session: SessionFacts): PreparedEnvelope;
+  /** MAIL FROM was accepted: recipients may come now. */
+  mailAccepted(): void;
+  /** RCPT TO lines as they are added; ends once the body is asked for or the transaction abandoned. */
+  recipients(): AsyncIterable<string>;
+  /** The reply to the RCPT TO last taken from recipients(). */
+  recipientAnswered(reply: Reply): void;
+  /** Why the transaction was abandoned before its body, if it was: it then stops before DATA. */
+  readonly abandoned: SMTPError | undefined;
+}
+
+/** A refused RCPT TO as the error reported for that recipient; undefined when it was accepted. */
+export function recipientRefusal(address: string, reply: Reply): SMTPError | undefined {
+  return isPositive(reply) ? undefined : fromReply("EENVELOPE", `RCPT TO:<${address}> rejected`, reply, "RCPT TO", { recipient: address });
+}
+
 /** Reads every reply of a written group; a dead connection rejects with its error. */
 async function readAll(replies: Promise<Reply>[]): Promise<Reply[]> {
   // The usual case (one final reply) needs none of allSettled's bookkeeping.
@@ -92,10 +115,12 @@ function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mai
   }
   rcpts.forEach((reply, i) => {
     const address = prepared.to[i]!;
-    if (isPositive(reply)) result.accepted.push(address);
-    else if (reply) {
+    if (!reply) return;
+    const refusal = recipientRefusal(address, reply);
+    if (!refusal) result.accepted.push(address);
+    else {
       result.rejected.push(address);
-      result.rejectedErrors.push(fromReply("EENVELOPE", `RCPT TO:<${address}> rejected`, reply, "RCPT TO", { recipient: address }));
+      result.rejectedErrors.push(refusal);
     }
   });
   if (result.accepted.length === 0) {
@@ -135,17 +160,29 @@ async function pipelinedEnvelope(session: TransactionSession, prepared: Prepared
   return judgeEnvelope(prepared, resetReply, mailReply!, rest, dataReply);
 }
 
-/** One command at a time, stopping at the first thing that makes going on pointless. */
-async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope): Promise<EnvelopeResult> {
+/**
+ * One command at a time, stopping at the first thing that makes going on pointless. A
+ * staged envelope gives its recipients as they are added and hears each one's reply.
+ */
+async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope, staged?: StagedEnvelope): Promise<EnvelopeResult> {
   const { queue } = session;
-  const reset = session.state.needsReset ? await queue.send("RSET", "RSET") : undefined;
+  // finalsPending is non-zero only with pipelining: a staged envelope behind an overlapped send.
+  const reset = session.state.needsReset || session.state.finalsPending > 0 ? await queue.send("RSET", "RSET") : undefined;
   if (reset && !isPositive(reset)) return judgeEnvelope(prepared, reset, reset, [], undefined);
   const mail = await queue.send("MAIL FROM", prepared.mailLine);
   if (!isPositive(mail)) return judgeEnvelope(prepared, reset, mail, [], undefined);
+  staged?.mailAccepted();
   const rcpts: Reply[] = [];
-  for (const line of prepared.rcptLines) rcpts.push(await queue.send("RCPT TO", line));
+  for await (const line of staged?.recipients() ?? prepared.rcptLines) {
+    const reply = await queue.send("RCPT TO", line);
+    rcpts.push(reply);
+    staged?.recipientAnswered(reply);
+  }
+  const abandoned = staged?.abandoned;
+  if (abandoned) return { accepted: [], rejected: [], rejectedErrors: [], dataOpen: false, error: abandoned };
   if (!rcpts.some(isPositive)) return judgeEnvelope(prepared, reset, mail, rcpts, undefined);
-  const data = await queue.send("DATA", "DATA");
+  // With BDAT (a staged envelope on a pipelining server) the first chunk follows directly.
+  const data = session.canChunk ? undefined : await queue.send("DATA", "DATA");
   return judgeEnvelope(prepared, reset, mail, rcpts, data);
 }
 
@@ -178,7 +215,7 @@ async function awaitFinal(session: TransactionSession, channel: BodyChannel, han
  * destroyed with the SMTPError) or, for send() with a string or Buffer, the whole
  * message, written with its terminator in one burst.
  */
-export async function runTransaction(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
+export async function runTransaction(session: TransactionSession, envelope: Envelope | StagedEnvelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
   try {
     return await transact(session, envelope, message, ehlo, handOver);
   } catch (err) {
@@ -188,15 +225,18 @@ export async function runTransaction(session: TransactionSession, envelope: Enve
   }
 }
 
-async function transact(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
+const isStaged = (envelope: Envelope | StagedEnvelope): envelope is StagedEnvelope => typeof (envelope as StagedEnvelope).recipients === "function";
+
+async function transact(session: TransactionSession, envelope: Envelope | StagedEnvelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
   const stream = Buffer.isBuffer(message) ? undefined : message;
-  const prepared = prepareEnvelope(envelope, session);
+  const staged = isStaged(envelope) ? envelope : undefined;
+  const prepared = staged ? staged.prepare(session) : prepareEnvelope(envelope as Envelope, session);
   // Destroyed while queued behind other sends: nothing was written, nothing to undo.
   if (stream?.abortReason) throw stream.abortReason;
   const started = Date.now();
   // Counted as it is written (both envelope writers write their first line at once).
   const envelopeNumber = ++session.state.envelopesSent;
-  const result = session.canPipeline ? await pipelinedEnvelope(session, prepared) : await stepwiseEnvelope(session, prepared);
+  const result = session.canPipeline && !staged ? await pipelinedEnvelope(session, prepared) : await stepwiseEnvelope(session, prepared, staged);
   session.state.needsReset = false;
   /** The message was refused after the hand-over: RSET first, unless a later envelope already led with it. */
   const refused = () => {
