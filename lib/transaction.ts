@@ -225,7 +225,7 @@ export async function runTransaction(session: TransactionSession, envelope: Enve
   }
 }
 
-const isStaged = (envelope: Envelope | StagedEnvelope): envelope is StagedEnvelope => typeof (envelope as StagedEnvelope).recipients === "function";
+const isStaged = (envelope: Envelope | StagedEnvelope): envelope is StagedEnvelope => typeof (envelope as StagedEnvelope | undefined)?.recipients === "function";
 
 async function transact(session: TransactionSession, envelope: Envelope | StagedEnvelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
   const stream = Buffer.isBuffer(message) ? undefined : message;
