@@ -304,7 +304,7 @@ export class SMTPConnection extends EventEmitter {
         this.#teardown(error);
       },
       socketError: (err) => this.#teardown(fromSocketError(err, this.#queue.head ?? "CONN", "ESOCKET")),
-      closed: () => this.#onServerClosed(),
+      closed: (lastReply) => this.#onServerClosed(lastReply),
       timeout: () => this.#teardown(new SMTPError("ETIMEDOUT", "Timeout: no activity on the connection", { command: this.#queue.head ?? "CONN", temporary: true })),
     });
   }
@@ -329,10 +329,17 @@ export class SMTPConnection extends EventEmitter {
     if (command === "STARTTLS" && reply.code === REPLY.SERVICE_READY) this.#upgradeReady = true;
   }
 
-  #onServerClosed(): void {
+  #onServerClosed(lastReply?: Reply): void {
     if (this.#state === "closed") return;
+    if (lastReply) {
+      this.lastServerResponse = replyText(lastReply);
+      this.#transcript.server(this.lastServerResponse);
+    }
     if (this.#quitting) return this.#teardown();
     const command = this.#queue.head ?? "CONN";
+    // A refusal said just before closing (421, 554…) explains the close: the error carries
+    // it as a reply would, as Nodemailer's does.
+    if (lastReply && lastReply.code >= 400) return this.#teardown(fromReply("ECONNECTION", "Connection closed unexpectedly", lastReply, command));
     this.#teardown(new SMTPError("ECONNECTION", "Connection closed unexpectedly", { command, temporary: true }));
   }
 

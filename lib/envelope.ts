@@ -70,6 +70,16 @@ function notifyList(notify: DSNOptions["notify"]): string | undefined {
   return values.join(",");
 }
 
+/**
+ * A size is a non-negative safe integer; a string of digits ("1024") is one too, as
+ * Nodemailer takes it (configuration often arrives as text).
+ */
+function checkSize(size: unknown): number {
+  const value = typeof size === "string" && /^\d+$/.test(size) ? Number(size) : size;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) throw badInput(`Invalid envelope size ${JSON.stringify(size)}: a non-negative integer is expected`, "EENVELOPE");
+  return value;
+}
+
 const rcptTo = (address: string, suffix: string): string => `RCPT TO:<${address}>${suffix}`;
 
 /**
@@ -89,13 +99,13 @@ export function prepareEnvelope(envelope: Envelope, session: SessionFacts, { rec
   const rcptParams: string[] = [];
 
   if (envelope.size !== undefined && envelope.size !== null) {
-    const size = envelope.size;
-    if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) throw badInput(`Invalid envelope size ${JSON.stringify(size)}: a non-negative integer is expected`, "EENVELOPE");
+    const size = checkSize(envelope.size);
     const limit = Number(ext.get("SIZE")?.[0] ?? 0);
     if (limit > 0 && size > limit) {
       throw new SMTPError("EMESSAGE", `Message size ${size} exceeds the server's limit of ${limit} bytes (SIZE)`, { command: "MAIL FROM", temporary: false });
     }
-    if (ext.has("SIZE")) mailParams.push(`SIZE=${size}`);
+    // SIZE=0 says nothing a server can use; Nodemailer leaves it out too.
+    if (size > 0 && ext.has("SIZE")) mailParams.push(`SIZE=${size}`);
   }
 
   if (envelope.use8BitMime && ext.has("8BITMIME")) mailParams.push("BODY=8BITMIME");
@@ -106,7 +116,9 @@ export function prepareEnvelope(envelope: Envelope, session: SessionFacts, { rec
     else if (needsUtf8) throw badInput("Internationalized (non-ASCII) address, but the server does not support SMTPUTF8", "EENVELOPE");
   }
 
-  if (envelope.requireTLS) {
+  // Nodemailer's transports pass RFC 8689 down as `requireTLSExtensionEnabled`: ignoring it
+  // would send in cleartext a message its sender required TLS for.
+  if (envelope.requireTLS || envelope.requireTLSExtensionEnabled) {
     if (!session.secure) throw new SMTPError("EREQUIRETLS", "REQUIRETLS requested but the connection is not encrypted", { command: "MAIL FROM", temporary: false });
     if (!ext.has("REQUIRETLS")) throw new SMTPError("EREQUIRETLS", "REQUIRETLS requested but the server does not support it", { command: "MAIL FROM", temporary: false });
     mailParams.push("REQUIRETLS");
@@ -114,16 +126,19 @@ export function prepareEnvelope(envelope: Envelope, session: SessionFacts, { rec
 
   const dsn = envelope.dsn;
   if (dsn) {
-    const ret = dsn.ret === undefined ? undefined : checkDsnValue(dsn.ret, "ret").toUpperCase();
+    // null means absent, as in Nodemailer (whose own envelope handling leaves nulls there).
+    const ret = dsn.ret == null ? undefined : checkDsnValue(dsn.ret, "ret").toUpperCase();
     if (ret !== undefined && ret !== "FULL" && ret !== "HDRS") throw badInput(`Invalid DSN ret ${JSON.stringify(dsn.ret)}: use FULL or HDRS`, "EENVELOPE");
-    const envid = dsn.envid === undefined ? undefined : checkDsnValue(dsn.envid, "envid");
-    const notify = notifyList(dsn.notify);
-    const orcpt = dsn.orcpt === undefined ? undefined : checkDsnValue(dsn.orcpt, "orcpt");
+    const envid = dsn.envid == null ? undefined : checkDsnValue(dsn.envid, "envid");
+    const notify = notifyList(dsn.notify ?? undefined);
+    const orcpt = dsn.orcpt == null ? undefined : checkDsnValue(dsn.orcpt, "orcpt");
     if (ext.has("DSN")) {
       if (ret) mailParams.push(`RET=${ret}`);
       if (envid) mailParams.push(`ENVID=${xtext(envid)}`);
       if (notify) rcptParams.push(`NOTIFY=${notify}`);
-      if (orcpt) rcptParams.push(`ORCPT=${orcpt.includes(";") ? orcpt.replace(/;(.*)$/, (_, addr: string) => ";" + xtext(addr)) : "rfc822;" + xtext(orcpt)}`);
+      // The address type is xtext-encoded too (as in Nodemailer): a space in it would end
+      // the parameter, and what follows would become a parameter of its own.
+      if (orcpt) rcptParams.push(`ORCPT=${xtext(orcpt.includes(";") ? orcpt : "rfc822;" + orcpt)}`);
     }
   }
 

@@ -23,8 +23,11 @@ export interface PipelineEvents {
   /** A stage refused the server's bytes (EPROTOCOL: overlong, malformed). */
   stageError(err: unknown): void;
   socketError(err: unknown): void;
-  /** The server closed the connection (FIN), or the socket closed. */
-  closed(): void;
+  /**
+   * The server closed the connection (FIN), or the socket closed. `lastReply` is a reply
+   * the server sent without its final CRLF just before closing, if any.
+   */
+  closed(lastReply?: Reply): void;
   /** No activity for the socket timeout. */
   timeout(): void;
 }
@@ -50,14 +53,15 @@ export class ReplyPipeline {
     if (error) this.#fail(error);
   };
   readonly #onSocketError = (err: unknown) => this.#events.socketError(err);
-  readonly #onClosed = () => this.#events.closed();
+  readonly #onClosed = () => this.#events.closed(this.#unterminatedReply());
   readonly #onTimeout = () => this.#events.timeout();
 
   constructor(socket: Socket, events: PipelineEvents) {
     this.socket = socket;
     this.#events = events;
     // A server that closes mid-reply has closed the connection (ECONNECTION, from 'end'),
-    // not sent a malformed reply: the stages are never told the input ended.
+    // not sent a malformed reply: the stages are never told the input ended. Only a last
+    // line that makes a whole reply is taken from what was held (see #unterminatedReply).
     socket.on("data", this.#onData);
     socket.on("end", this.#onClosed);
     socket.on("close", this.#onClosed);
@@ -93,6 +97,21 @@ export class ReplyPipeline {
     this.#stopped = true;
     this.socket.on("error", () => {});
     this.socket.destroy();
+  }
+
+  /**
+   * The reply completed by the line held without a line ending when the input ended
+   * ("421 4.3.2 Shutting down", then FIN), so the connection can report what the server
+   * said as it closed (as Nodemailer does). It is not handed on as an answer: the closed
+   * connection is the failure, the reply its explanation. Anything that does not make a
+   * whole valid reply is dropped, as before.
+   */
+  #unterminatedReply(): Reply | undefined {
+    if (this.#stopped) return undefined;
+    const line = this.#lines.rest();
+    let last: Reply | undefined;
+    if (line) this.#replies.take(line, (reply) => (last = reply));
+    return last;
   }
 
   #fail(error: Error): void {

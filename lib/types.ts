@@ -92,14 +92,14 @@ export interface SMTPConnectionOptions {
 
 /** Delivery Status Notification parameters (RFC 3461). */
 export interface DSNOptions {
-  /** "FULL" or "HDRS". */
-  ret?: "FULL" | "HDRS" | string;
+  /** "FULL" or "HDRS". null is absent, as in Nodemailer. */
+  ret?: "FULL" | "HDRS" | string | null;
   /** Envelope identifier (xtext-encoded on the wire). */
-  envid?: string;
+  envid?: string | null;
   /** "NEVER", or any of "SUCCESS", "FAILURE", "DELAY". */
-  notify?: string | string[];
-  /** Original recipient (sent as rfc822;addr, xtext-encoded). */
-  orcpt?: string;
+  notify?: string | string[] | null;
+  /** Original recipient ("addr-type;address", or an address sent as rfc822;address), xtext-encoded. */
+  orcpt?: string | null;
 }
 
 /** An address as Nodemailer's address parser gives it; only `address` is used. */
@@ -114,14 +114,19 @@ export interface Envelope {
   from: string | AddressObject;
   /** One or more recipients (strings, or address objects as Nodemailer's). */
   to: string | AddressObject | (string | AddressObject)[];
-  /** Message size in bytes, announced with SIZE= and checked against the server's limit. */
-  size?: number;
+  /**
+   * Message size in bytes, announced with SIZE= and checked against the server's limit. A
+   * string of digits ("1024") is accepted, as Nodemailer accepts it.
+   */
+  size?: number | string;
   /** Announce BODY=8BITMIME. */
   use8BitMime?: boolean;
   /** Force SMTPUTF8; otherwise it is used for non-ASCII addresses when advertised. */
   smtpUtf8?: boolean;
   /** smtp-wire: RFC 8689 REQUIRETLS; fails with EREQUIRETLS when not possible. */
   requireTLS?: boolean;
+  /** Nodemailer's name for `requireTLS` (its transports pass it down); the same meaning. */
+  requireTLSExtensionEnabled?: boolean;
   /** DSN parameters. */
   dsn?: DSNOptions;
 }

@@ -153,7 +153,7 @@ const BAD_ENVELOPES: [string, unknown, string][] = [
   ["an object without an address as a recipient", { from: "a@example.test", to: [{ name: "B" }] }, "EENVELOPE"],
   ["an address object whose address has CR LF", { from: "a@example.test", to: [{ address: "b@example.test>\r\nRSET" }] }, "EENVELOPE"],
   ["null as a recipient", { from: "a@example.test", to: ["b@example.test", null] }, "EENVELOPE"],
-  ["a size that is a string", { ...env, size: "10" }, "EENVELOPE"],
+  ["a size that is a string but not of digits", { ...env, size: "10 kB" }, "EENVELOPE"],
   ["a negative size", { ...env, size: -1 }, "EENVELOPE"],
   ["a size beyond 2^53", { ...env, size: 2 ** 60 }, "EENVELOPE"],
   ["a size over the server's SIZE limit", { ...env, size: 10_000_001 }, "EMESSAGE"],

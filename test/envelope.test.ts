@@ -55,7 +55,7 @@ test("announces SIZE only when advertised and refuses a message over the limit",
   assert.is(prepareEnvelope({ from: "a@x.test", to: "b@x.test", size: 999 }, full).mailLine, "MAIL FROM:<a@x.test> SIZE=999");
   refuses(() => prepareEnvelope({ from: "a@x.test", to: "b@x.test", size: 1001 }, full), "EMESSAGE", /1000/);
   assert.is(prepareEnvelope({ from: "a@x.test", to: "b@x.test", size: 5 }, { extensions: ext(), secure: false }).mailLine, "MAIL FROM:<a@x.test>");
-  for (const size of [-1, 1.5, "12", NaN]) refuses(() => prepareEnvelope({ from: "a@x.test", to: "b@x.test", size: size as number }, full), "EENVELOPE", /size/);
+  for (const size of [-1, 1.5, "12a", "-1", "1e3", NaN]) refuses(() => prepareEnvelope({ from: "a@x.test", to: "b@x.test", size: size as number }, full), "EENVELOPE", /size/);
 });
 
 test("adds BODY=8BITMIME and SMTPUTF8 when asked for and advertised", () => {

@@ -66,6 +66,17 @@ export class LineScanner {
     return undefined;
   }
 
+  /**
+   * The incomplete line held at the end of the input (without a trailing CR), or undefined
+   * when the input ended on a line end; clears what was held. A server that sends its last
+   * reply ("421 4.3.2 Shutting down") without CRLF and closes has still said it.
+   */
+  rest(): Buffer | undefined {
+    if (this.#pendingLength === 0) return undefined;
+    const line = this.#takeLine(Buffer.alloc(0));
+    return line[line.length - 1] === CR ? line.subarray(0, line.length - 1) : line;
+  }
+
   /** The error for input that ends inside a line, if it did; clears what was held. */
   end(): Error | undefined {
     if (this.#pendingLength === 0) return undefined;

@@ -7,11 +7,21 @@
  * else is EPROTOCOL: a line that does not start with a code 200–599, another separator,
  * a code that changes inside a reply, a NUL byte, more than `maxLines` lines or more than
  * `maxReplyBytes` bytes in one reply. The limits are checked line by line, before the
- * line is kept, so a hostile server cannot grow a reply without bound (SPEC §8). Text is
- * UTF-8 (RFC 6531 servers may send it).
+ * line is kept, so a hostile server cannot grow a reply without bound (SPEC §8).
+ *
+ * A blank line (empty, or only spaces, tabs and CRs) carries no reply and is skipped, as
+ * Nodemailer skips it: some servers send one before the greeting or after EHLO. It still
+ * counts towards the limits of the reply in progress (or the next one), so a server that
+ * sends nothing but blank lines is cut off like one that sends an endless reply.
+ *
+ * Text is UTF-8 (RFC 6531 servers may send it); a line that is not valid UTF-8 is decoded
+ * as latin1 instead, so every byte the server sent is kept (Nodemailer does the same for
+ * the whole reply; here each line is judged alone, so a valid line is never garbled by
+ * its neighbour).
  *
  * Deliberately left out: matching replies to commands, and what a code means.
  */
+import { isUtf8 } from "node:buffer";
 import { Transform, type TransformOptions } from "readable-stream";
 import { protocolError } from "../errors.js";
 import type { Reply } from "../types.js";
@@ -23,6 +33,9 @@ const DIGIT_5 = 0x35;
 const SPACE = 0x20;
 const HYPHEN = 0x2d;
 const NUL = 0x00;
+const TAB = 0x09;
+const CR = 0x0d;
+const BLANK = /^[ \t\r]*$/;
 /** Bytes a line ending adds on the wire; counted so the limit is about the reply as sent. */
 const CRLF_LENGTH = 2;
 /** RFC 3463 status code at the start of the text: class "." subject "." detail. */
@@ -46,6 +59,8 @@ export class ReplyAssembler {
   /** Code of the multi-line reply in progress; 0 between replies. */
   #code = 0;
   #lines: string[] = [];
+  /** Lines counted against the limits since the last reply: its own and the blank ones. */
+  #lineCount = 0;
   #bytes = 0;
 
   constructor(maxLines = 4096, maxReplyBytes = 1024 * 1024) {
@@ -77,6 +92,7 @@ export class ReplyAssembler {
   }
 
   #take(line: Buffer, emit: (reply: Reply) => void): Error | undefined {
+    if (isBlank(line)) return this.#count(line);
     if (!startsWithCode(line)) return protocolError(`Malformed reply line: ${quote(line)}`);
     const separator = line.length > 3 ? line[3] : SPACE;
     if (separator !== SPACE && separator !== HYPHEN) return protocolError(`Malformed reply line: ${quote(line)}`);
@@ -85,12 +101,11 @@ export class ReplyAssembler {
     if (this.#code !== 0 && code !== this.#code) {
       return protocolError(`Reply code changed from ${this.#code} to ${code} inside a multi-line reply`);
     }
-    if (this.#lines.length + 1 > this.#maxLines) return protocolError(`Reply has more than ${this.#maxLines} lines`);
-    this.#bytes += line.length + CRLF_LENGTH;
-    if (this.#bytes > this.#maxReplyBytes) return protocolError(`Reply is larger than ${this.#maxReplyBytes} bytes`);
+    const overLimit = this.#count(line);
+    if (overLimit) return overLimit;
 
     this.#code = code;
-    this.#lines.push(line.length > 4 ? line.toString("utf8", 4) : "");
+    this.#lines.push(line.length > 4 ? decodeText(line.subarray(4)) : "");
     if (separator === HYPHEN) return undefined;
 
     const lines = this.#lines;
@@ -102,9 +117,18 @@ export class ReplyAssembler {
     return undefined;
   }
 
+  /** Counts one line against the line and byte limits; the error when it crosses one. */
+  #count(line: Buffer): Error | undefined {
+    if (++this.#lineCount > this.#maxLines) return protocolError(`Reply has more than ${this.#maxLines} lines`);
+    this.#bytes += line.length + CRLF_LENGTH;
+    if (this.#bytes > this.#maxReplyBytes) return protocolError(`Reply is larger than ${this.#maxReplyBytes} bytes`);
+    return undefined;
+  }
+
   #reset(): void {
     this.#code = 0;
     this.#lines = [];
+    this.#lineCount = 0;
     this.#bytes = 0;
   }
 }
@@ -154,6 +178,19 @@ function startsWithCode(line: Buffer): boolean {
     line[2]! >= DIGIT_0 &&
     line[2]! <= DIGIT_9
   );
+}
+
+/** Empty, or only spaces, tabs and CRs: a line that carries no reply. */
+function isBlank(line: Buffer): boolean {
+  if (line.length === 0) return true;
+  const first = line[0]!;
+  // A reply line starts with a digit: only a line that starts blank needs a closer look.
+  return (first === SPACE || first === TAB || first === CR) && BLANK.test(line.toString("latin1"));
+}
+
+/** UTF-8 when the bytes are valid UTF-8, else latin1: every byte the server sent is kept. */
+function decodeText(bytes: Buffer): string {
+  return isUtf8(bytes) ? bytes.toString("utf8") : bytes.toString("latin1");
 }
 
 /** A short, printable quote of a bad line for the error message. */

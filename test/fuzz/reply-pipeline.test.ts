@@ -12,6 +12,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import fc from "fast-check";
+import { isUtf8 } from "node:buffer";
 import { LineSplitter } from "../../lib/stages/line-splitter.js";
 import { ReplyDecoder } from "../../lib/stages/reply-decoder.js";
 import { SMTPError } from "../../lib/errors.js";
@@ -97,20 +98,26 @@ function model(lines: Buffer[]): { replies: { code: number; lines: string[] }[];
   let code = 0;
   let texts: string[] = [];
   let size = 0;
+  let count = 0;
   for (const line of lines) {
     const text = line.toString("latin1");
-    if (!/^[2-5][0-9]{2}([ -]|$)/.test(text) || text.includes("\0")) return { replies, fails: true };
+    // A blank line is skipped (as Nodemailer does) but counts against the limits.
+    const blank = /^[ \t\r]*$/.test(text);
+    if (!blank && (!/^[2-5][0-9]{2}([ -]|$)/.test(text) || text.includes("\0"))) return { replies, fails: true };
     const lineCode = Number(text.slice(0, 3));
-    if (code !== 0 && lineCode !== code) return { replies, fails: true };
+    if (!blank && code !== 0 && lineCode !== code) return { replies, fails: true };
     size += line.length + 2;
-    if (texts.length + 1 > MAX_LINES || size > MAX_REPLY_BYTES) return { replies, fails: true };
+    if (++count > MAX_LINES || size > MAX_REPLY_BYTES) return { replies, fails: true };
+    if (blank) continue;
     code = lineCode;
-    texts.push(line.subarray(4).toString("utf8"));
+    const bytes = line.subarray(4);
+    texts.push(isUtf8(bytes) ? bytes.toString("utf8") : bytes.toString("latin1"));
     if (text[3] !== "-") {
       replies.push({ code, lines: texts });
       code = 0;
       texts = [];
       size = 0;
+      count = 0;
     }
   }
   return { replies, fails: texts.length > 0 };
@@ -119,7 +126,7 @@ function model(lines: Buffer[]): { replies: { code: number; lines: string[] }[];
 const replyLine = fc.oneof(
   { weight: 4, arbitrary: fc.tuple(fc.constantFrom("250", "220", "550", "421", "354"), fc.constantFrom(" ", "-", ""), fc.constantFrom("", "ok", "2.0.0 done", "x".repeat(60))).map(([c, s, t]) => Buffer.from(c + s + (s ? t : ""))) },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 12 }).map((b) => Buffer.from(b.filter((byte) => byte !== 0x0a))) },
-  { weight: 1, arbitrary: fc.constantFrom("", "25", "199 x", "600 x", "250x", "250 a\0b", "2500").map((s) => Buffer.from(s)) },
+  { weight: 1, arbitrary: fc.constantFrom("", " ", "\t\r", "25", "199 x", "600 x", "250x", "250 a\0b", "2500").map((s) => Buffer.from(s)) },
 );
 
 /** A whole multi-line reply of 1 to 9 lines: reaches the line and byte limits often. */

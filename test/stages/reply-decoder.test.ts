@@ -135,7 +135,32 @@ test("accepts string lines", async () => {
 });
 
 test("fails with EPROTOCOL on a line that does not start with three digits", async () => {
-  for (const line of ["", "25", "2x0 x", "abc", " 250 OK", "OK"]) await expectProtocolError([line]);
+  for (const line of ["25", "2x0 x", "abc", " 250 OK", "OK"]) await expectProtocolError([line]);
+});
+
+test("skips blank lines between and inside replies, as Nodemailer does", async () => {
+  const { replies, error } = await decode(["", "220 hi", "  ", "250-a", "\t", "250 b", "\r", ""]);
+  assert.is(error, undefined);
+  assert.equal(
+    replies.map((reply) => [reply.code, reply.lines]),
+    [
+      [220, ["hi"]],
+      [250, ["a", "b"]],
+    ],
+  );
+});
+
+test("counts blank lines against the line and byte limits of the reply in progress", async () => {
+  await expectProtocolError(["", "", "", "250 ok"], { maxLines: 3 });
+  const { error } = await decode(["", "", "250 ok", "", "", "250 ok"], { maxLines: 3 });
+  assert.is(error, undefined, "the count starts again after each reply");
+  await expectProtocolError([" ".repeat(30), "250 ok"], { maxReplyBytes: 36 });
+});
+
+test("keeps bytes that are not UTF-8 as latin1, line by line", async () => {
+  const { replies } = await decode([Buffer.from("250-Gr\xfc\xdfe", "latin1"), Buffer.from("250 Grüße")]);
+  assert.equal(replies[0]!.lines, ["Grüße", "Grüße"]);
+  assert.is(Buffer.from(replies[0]!.lines[0]!, "latin1").toString("latin1"), "Gr\xfc\xdfe");
 });
 
 test("fails with EPROTOCOL on a code outside 200 to 599", async () => {
