@@ -9,7 +9,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { SMTPConnection, SMTPError, type SMTPConnectionOptions } from "../lib/index.js";
 import { startServer } from "./helpers/server.js";
-import { startFaultServer, greetAndEhlo } from "./helpers/fault-server.js";
+import { startFaultServer, greetAndEhlo, acceptEnvelope } from "./helpers/fault-server.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
 import { randomFor, seedNote } from "./helpers/random.js";
 
@@ -201,12 +201,7 @@ test("the connection lost between recipients rejects the next one and the stream
 test("abort() after createSendStream closes the connection without the end of data", async () => {
   const server = await startFaultServer([
     ...greetAndEhlo(["PIPELINING"]),
-    { expect: /^MAIL FROM/ },
-    { send: "250 ok\r\n" },
-    { expect: /^RCPT TO/ },
-    { send: "250 ok\r\n" },
-    { expect: "DATA" },
-    { send: "354 go\r\n" },
+    ...acceptEnvelope(),
     { expectData: true },
   ]);
   const conn = await connected(server.port);

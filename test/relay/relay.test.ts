@@ -12,7 +12,7 @@ import type { SMTPServer, SMTPServerSession } from "smtp-server";
 import { SMTPConnection, SMTPError, type SMTPConnectionOptions } from "../../lib/index.js";
 import { createRelay, type RelayOptions } from "../../examples/relay/relay.js";
 import { startServer, type TestServerOptions } from "../helpers/server.js";
-import { startFaultServer, greetAndEhlo } from "../helpers/fault-server.js";
+import { startFaultServer, greetAndEhlo, acceptEnvelope } from "../helpers/fault-server.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 
 const unhandled = trackUnhandled();
@@ -134,12 +134,7 @@ test("a refused sender is refused to the client with the upstream's code", async
 test("an upstream failure mid-body gives the client a 4xx, and no partial mail is completed upstream", async () => {
   const up = await startFaultServer([
     ...greetAndEhlo(["PIPELINING"]),
-    { expect: /^MAIL FROM/ },
-    { send: "250 ok\r\n" },
-    { expect: /^RCPT TO/ },
-    { send: "250 ok\r\n" },
-    { expect: "DATA" },
-    { send: "354 go\r\n" },
+    ...acceptEnvelope(),
     { expectData: true, closeAfter: 256 * 1024 },
   ]);
   const relay = await startRelay(up.port);
