@@ -4,9 +4,12 @@
  * DATA (RFC 5321 §4.1.1.4): after 354 the body is encoded (CRLF, dot-stuffing,
  * terminator); the final reply, or LMTP's one per recipient, comes after the terminator,
  * so any reply before the body ended is an early refusal.
- * BDAT (RFC 3030): the body is normalised to CRLF, framed in length-prefixed chunks and
- * pipelined; every chunk gets a reply, and the final one(s) answer "BDAT 0 LAST". A
- * refused chunk stops the transaction.
+ * BDAT (RFC 3030): the body is normalised to CRLF (or left as is for BINARYMIME), cut into
+ * chunks of a fixed size whatever the caller's writes (ChunkCutter) and pipelined; every
+ * chunk gets a reply, counted rather than kept, and the final one(s) answer "BDAT n LAST".
+ * A bounded number of chunks is in flight: when the bound is reached the source waits, as
+ * it does for a full socket. Until the envelope is accepted only the first chunk may go
+ * (it travels with MAIL and RCPT). A refused chunk stops the transaction.
  *
  * The channels call the stages' encoding directly and write to the socket themselves:
  * a chunk costs one function call and one socket write on its way, not a Transform's
@@ -20,7 +23,7 @@ import type { SMTPError } from "./errors.js";
 import type { CommandQueue } from "./command-queue.js";
 import type { BodySink } from "./send-stream.js";
 import { BodyEncoding } from "./stages/data-encoder.js";
-import { BDAT_LAST, bdatHeader } from "./stages/bdat-encoder.js";
+import { ChunkCutter, bdatHeader } from "./stages/bdat-encoder.js";
 
 /** Something that went wrong before the body was complete. */
 export type BodyProblem = { kind: "early"; reply: Reply; command: string } | { kind: "dead"; err: SMTPError };
@@ -34,8 +37,8 @@ export interface BodyChannel {
   ended(): boolean;
   /** Resolves if a reply refuses the message before it is complete, or the connection dies. */
   problem: Promise<BodyProblem>;
-  /** Replies to intermediate BDAT chunks (none for DATA); each must be positive. */
-  chunkReplies: Promise<Reply>[];
+  /** The reply of the first refused BDAT chunk (never for DATA); complete once the final replies are in. */
+  refusedChunk(): Reply | undefined;
   /** The final replies; complete once `flushed` resolved. */
   finalReplies: Promise<Reply>[];
   /** messageSize: bytes after 354 with the terminator, or the sum of BDAT payloads. */
@@ -44,15 +47,60 @@ export interface BodyChannel {
   stop(): void;
 }
 
+export interface BdatChannel extends BodyChannel {
+  /** The envelope was accepted: more than the first chunk may go now. */
+  accept(): void;
+  /**
+   * LMTP: "BDAT n LAST" gets one reply per accepted recipient (`count`), or one when none
+   * was. Called as the last RCPT reply is dispatched, before any BDAT reply can be: the
+   * last chunk may have left with the envelope, before the count was known.
+   */
+  expectFinals(count: number): void;
+}
+
+export interface BdatOptions {
+  /** Payload bytes per chunk (the last may be shorter). */
+  chunkSize: number;
+  /** BINARYMIME: send the bytes as they are, without line-end normalisation. */
+  binary: boolean;
+}
+
+/**
+ * Chunks written whose reply has not come yet, at most: with 256 KiB chunks, 2 MiB the
+ * server has not confirmed. Enough to keep a fast link busy; a bound so that neither
+ * memory nor the reply queue grows with the message.
+ */
+export const MAX_CHUNKS_IN_FLIGHT = 8;
+
+type Write = (bytes: Buffer) => void;
+
+/** How a channel turns the message into socket writes. */
+interface BodyWriter {
+  /** Takes one chunk of the message, writing what may go now. */
+  encode(chunk: Buffer, write: Write): void;
+  /** Writes the end of the body; false when it must wait for a reply first (called again then). */
+  finish(write: Write): boolean;
+  /** True while it holds bytes it may not write yet: the source must wait. */
+  busy(): boolean;
+  /** Writes what became allowed (a reply freed a slot). */
+  pump(write: Write): void;
+}
+
+const isPositive = (reply: Reply): boolean => reply.code >= 200 && reply.code < 300;
+
 function expectReply(queue: CommandQueue, command: string): Promise<Reply> {
   const reply = queue.expect(command);
   reply.catch(() => {});
   return reply;
 }
 
-/** A sink writing straight to the socket; `encode` turns one chunk into socket writes. */
-function socketSink(socket: Socket, encode: (chunk: Buffer, write: (bytes: Buffer) => void) => void, finish: (write: (bytes: Buffer) => void) => void, onEnd: () => void) {
+/**
+ * A sink writing straight to the socket through `writer`. `resume` is for the writer's
+ * replies: a freed slot lets the body end or the source write again.
+ */
+function socketSink(socket: Socket, writer: BodyWriter, onEnd: () => void) {
   let stopped = false;
+  let ending = false;
   let ended = false;
   let full = false;
   const write = (bytes: Buffer) => {
@@ -61,31 +109,43 @@ function socketSink(socket: Socket, encode: (chunk: Buffer, write: (bytes: Buffe
   // One 'drain' listener for the whole body rather than one per chunk: a full socket is
   // the normal state of a large message, so this runs for most chunks.
   let waiting: (() => void) | undefined;
-  const onDrain = () => {
+  const release = () => {
+    if (!waiting || full || writer.busy()) return;
     const listener = waiting;
     waiting = undefined;
-    listener?.();
+    listener();
+  };
+  const onDrain = () => {
+    full = false;
+    release();
   };
   socket.on("drain", onDrain);
-  const release = () => void socket.off("drain", onDrain);
+  const detach = () => void socket.off("drain", onDrain);
+  const tryEnd = () => {
+    // The socket stays corked until the current turn's promise jobs have run: the next
+    // queued send writes its envelope in them (see OperationQueue), so the terminator and
+    // that envelope leave in one write and reach the server as one flight.
+    socket.cork();
+    if (!writer.finish(write)) {
+      socket.uncork();
+      return;
+    }
+    ended = true;
+    detach();
+    onEnd();
+    process.nextTick(() => socket.uncork());
+  };
   const sink: BodySink = {
     write(chunk) {
       if (stopped) return true;
       full = false;
-      encode(chunk, write);
-      return !full;
+      writer.encode(chunk, write);
+      return !full && !writer.busy();
     },
     end() {
-      if (stopped) return;
-      // The socket stays corked until the current turn's promise jobs have run: the next
-      // queued send writes its envelope in them (see OperationQueue), so the terminator and
-      // that envelope leave in one write and reach the server as one flight.
-      socket.cork();
-      finish(write);
-      ended = true;
-      release();
-      onEnd();
-      process.nextTick(() => socket.uncork());
+      if (stopped || ending) return;
+      ending = true;
+      tryEnd();
     },
     once(_event, listener) {
       waiting = listener;
@@ -93,11 +153,17 @@ function socketSink(socket: Socket, encode: (chunk: Buffer, write: (bytes: Buffe
     cork: () => socket.cork(),
     uncork: () => socket.uncork(),
   };
+  const resume = () => {
+    if (stopped || ended) return;
+    writer.pump(write);
+    if (ending) tryEnd();
+    else release();
+  };
   const stop = () => {
     stopped = true;
-    release();
+    detach();
   };
-  return { sink, stop, ended: () => ended };
+  return { sink, stop, resume, ended: () => ended };
 }
 
 /** DATA after its 354: `expected` final replies (1, or one per accepted LMTP recipient). */
@@ -107,8 +173,15 @@ export function dataChannel(queue: CommandQueue, socket: Socket, expected: numbe
   let flushed!: () => void;
   const { sink, stop, ended } = socketSink(
     socket,
-    (chunk, write) => encoding.encode(chunk, write),
-    (write) => write(encoding.finish()!),
+    {
+      encode: (chunk, write) => encoding.encode(chunk, write),
+      finish: (write) => {
+        write(encoding.finish()!);
+        return true;
+      },
+      busy: () => false,
+      pump: () => {},
+    },
     () => flushed(),
   );
   return {
@@ -120,7 +193,7 @@ export function dataChannel(queue: CommandQueue, socket: Socket, expected: numbe
         (err: SMTPError) => resolve({ kind: "dead", err }),
       ),
     ),
-    chunkReplies: [],
+    refusedChunk: () => undefined,
     finalReplies,
     size: () => encoding.bytes,
     stop,
@@ -128,40 +201,80 @@ export function dataChannel(queue: CommandQueue, socket: Socket, expected: numbe
   };
 }
 
-/** BDAT chunks, pipelined, for the body; "BDAT 0 LAST" gets `expected` replies. */
-export function bdatChannel(queue: CommandQueue, socket: Socket, expected: number): BodyChannel {
+/**
+ * BDAT chunks, pipelined, for the body. Made before the envelope's replies are in: only
+ * the first chunk may go until accept() (RFC 3030 with RFC 2920: MAIL, RCPT and BDAT in
+ * one flight; a server that refused the envelope reads and discards the chunk).
+ */
+export function bdatChannel(queue: CommandQueue, socket: Socket, options: BdatOptions): BdatChannel {
   let report!: (problem: BodyProblem) => void;
   const problem = new Promise<BodyProblem>((resolve) => (report = resolve));
-  const chunkReplies: Promise<Reply>[] = [];
   const finalReplies: Promise<Reply>[] = [];
-  const encoding = new BodyEncoding(false);
+  const cutter = new ChunkCutter(options.chunkSize);
+  const encoding = options.binary ? undefined : new BodyEncoding(false);
+  const add = (bytes: Buffer) => cutter.add(bytes);
   let payload = 0;
+  let limit = 1;
+  let inFlight = 0;
+  let finals = 1;
+  let lastSent = false;
+  let tailAdded = false;
+  let refused: Reply | undefined;
+
+  // One pair of handlers for every chunk: a reply is counted, only a refusal is kept.
+  const onChunkReply = (reply: Reply) => {
+    inFlight--;
+    if (!isPositive(reply)) {
+      refused ??= reply;
+      report({ kind: "early", reply, command: "BDAT" });
+    } else resume();
+  };
+  const onFailure = (err: SMTPError) => report({ kind: "dead", err });
+
   // Each chunk's reply is queued before its frame is written, so it can never arrive first.
-  const frame = (bytes: Buffer, write: (bytes: Buffer) => void) => {
-    const reply = expectReply(queue, "BDAT");
-    chunkReplies.push(reply);
-    reply.then(
-      (r) => {
-        if (r.code < 200 || r.code >= 300) report({ kind: "early", reply: r, command: "BDAT" });
-      },
-      (err: SMTPError) => report({ kind: "dead", err }),
-    );
-    payload += bytes.length;
-    socket.cork();
-    write(bdatHeader(bytes.length));
-    write(bytes);
-    socket.uncork();
+  const frame = (last: boolean, write: Write) => {
+    const size = Math.min(cutter.length, options.chunkSize);
+    const parts = cutter.take();
+    if (last) {
+      lastSent = true;
+      for (let i = 0; i < finals; i++) finalReplies.push(expectReply(queue, "BDAT"));
+      finalReplies[0]!.catch(onFailure);
+    } else {
+      inFlight++;
+      queue.expectWith("BDAT", onChunkReply, onFailure);
+    }
+    payload += size;
+    write(bdatHeader(size, last));
+    for (const part of parts) write(part);
+  };
+  // Whole chunks go as soon as they are complete and a slot is free, so the number of
+  // commands depends only on the size of the body.
+  const pump = (write: Write) => {
+    while (!refused && inFlight < limit && cutter.length >= options.chunkSize) frame(false, write);
   };
   let flushed!: () => void;
-  const { sink, stop, ended } = socketSink(
+  const { sink, stop, resume, ended } = socketSink(
     socket,
-    (chunk, write) => encoding.encode(chunk, (bytes) => frame(bytes, write)),
-    (write) => {
-      const tail = encoding.finish();
-      if (tail) frame(tail, write);
-      for (let i = 0; i < expected; i++) finalReplies.push(expectReply(queue, "BDAT"));
-      finalReplies[0]!.catch((err: SMTPError) => report({ kind: "dead", err }));
-      write(BDAT_LAST);
+    {
+      encode(chunk, write) {
+        if (encoding) encoding.encode(chunk, add);
+        else add(chunk);
+        pump(write);
+      },
+      finish(write) {
+        if (!tailAdded) {
+          tailAdded = true;
+          const tail = encoding?.finish();
+          if (tail) add(tail);
+        }
+        pump(write);
+        // "BDAT 0 LAST" carries no bytes, so it needs no free slot.
+        if (refused || cutter.length >= options.chunkSize || (cutter.length > 0 && inFlight >= limit)) return false;
+        frame(true, write);
+        return true;
+      },
+      busy: () => cutter.length >= options.chunkSize,
+      pump,
     },
     () => flushed(),
   );
@@ -169,10 +282,19 @@ export function bdatChannel(queue: CommandQueue, socket: Socket, expected: numbe
     sink,
     flushed: new Promise((resolve) => (flushed = resolve)),
     problem,
-    chunkReplies,
+    refusedChunk: () => refused,
     finalReplies,
     size: () => payload,
     stop,
     ended,
+    accept() {
+      limit = MAX_CHUNKS_IN_FLIGHT;
+      resume();
+    },
+    expectFinals(count) {
+      // Nothing is queued behind the last chunk before this transaction hands the wire over.
+      if (lastSent) for (let i = finals; i < count; i++) finalReplies.push(expectReply(queue, "BDAT"));
+      finals = count;
+    },
   };
 }

@@ -53,6 +53,16 @@ export class CommandQueue {
   }
 
   /**
+   * Like expect(), with handlers instead of a Promise, for replies that are counted rather
+   * than kept (BDAT chunks): a long body then costs no promise per chunk. On a dead
+   * connection `onFailure` is called at once.
+   */
+  expectWith(command: string, onReply: (reply: Reply) => void, onFailure: (err: SMTPError) => void): void {
+    if (this.#failure) onFailure(this.#failure);
+    else this.#entries.push({ command, resolve: onReply, reject: onFailure });
+  }
+
+  /**
    * Writes `line` and waits for its reply. The promise always gets a handler here, so a
    * pipelined group failed by a dead connection never leaves an unhandled rejection
    * behind; callers still see the rejection when they await it.
@@ -68,9 +78,11 @@ export class CommandQueue {
    * promise for the group instead of one per command, as the group is judged only once
    * its last reply is in. If the connection dies first, it rejects with that error. A
    * line refused by the writer stops the group there: the lines before it still get
-   * their replies read (and dropped), so later replies stay matched.
+   * their replies read (and dropped), so later replies stay matched. `onEach` sees each
+   * reply as it is dispatched, before any later reply is (LMTP's count of replies to a
+   * BDAT LAST written behind the group depends on the RCPT replies).
    */
-  sendGroup(commands: readonly Command[]): Promise<Reply[]> {
+  sendGroup(commands: readonly Command[], onEach?: (reply: Reply, index: number) => void): Promise<Reply[]> {
     return new Promise<Reply[]>((resolve, reject) => {
       const replies: Reply[] = new Array(commands.length);
       let waiting = commands.length;
@@ -79,6 +91,7 @@ export class CommandQueue {
           command,
           (reply) => {
             replies[i] = reply;
+            onEach?.(reply, i);
             if (--waiting === 0) resolve(replies);
           },
           reject,

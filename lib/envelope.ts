@@ -4,8 +4,8 @@
  * Everything the caller gives is checked before a byte is written: an address or DSN
  * value with CR, LF or NUL could otherwise smuggle a whole extra command into the session
  * (CRLF injection). Parameters are added only when the server advertised the extension
- * they belong to (RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 3461 DSN,
- * RFC 8689 REQUIRETLS). Nothing here writes to a socket.
+ * they belong to (RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 3030 BINARYMIME, RFC 6531 SMTPUTF8,
+ * RFC 3461 DSN, RFC 8689 REQUIRETLS). Nothing here writes to a socket.
  */
 import type { DSNOptions, Envelope } from "./types.js";
 import { badInput, SMTPError } from "./errors.js";
@@ -14,6 +14,8 @@ import { badInput, SMTPError } from "./errors.js";
 export interface SessionFacts {
   extensions: ReadonlyMap<string, string[]>;
   secure: boolean;
+  /** The body goes as BDAT chunks (BINARYMIME needs it). */
+  canChunk?: boolean;
 }
 
 /** A checked envelope, ready to be written. */
@@ -26,6 +28,8 @@ export interface PreparedEnvelope {
   rcptSuffix: string;
   /** MAIL FROM declared SMTPUTF8, so a non-ASCII recipient may follow. */
   smtpUtf8: boolean;
+  /** BODY=BINARYMIME: the body goes as is, without line-end normalisation. */
+  binary: boolean;
 }
 
 const FORBIDDEN = /[\r\n\0<>]/;
@@ -108,7 +112,14 @@ export function prepareEnvelope(envelope: Envelope, session: SessionFacts, { rec
     if (size > 0 && ext.has("SIZE")) mailParams.push(`SIZE=${size}`);
   }
 
-  if (envelope.use8BitMime && ext.has("8BITMIME")) mailParams.push("BODY=8BITMIME");
+  // RFC 3030 §3: BINARYMIME only with BDAT, and only to a server that offers it; a body
+  // sent as is to any other would have its bare CR and LF read as line ends.
+  const binary = Boolean(envelope.binaryMime);
+  if (binary) {
+    if (!session.canChunk) throw badInput("BINARYMIME needs BDAT: set chunking: true, on a server that offers CHUNKING and PIPELINING", "EENVELOPE", "MAIL FROM");
+    if (!ext.has("BINARYMIME")) throw badInput("BINARYMIME requested but the server does not offer it", "EENVELOPE", "MAIL FROM");
+    mailParams.push("BODY=BINARYMIME");
+  } else if (envelope.use8BitMime && ext.has("8BITMIME")) mailParams.push("BODY=8BITMIME");
 
   const needsUtf8 = NON_ASCII.test(from) || to.some((address) => NON_ASCII.test(address));
   if (envelope.smtpUtf8 || needsUtf8) {
@@ -151,6 +162,7 @@ export function prepareEnvelope(envelope: Envelope, session: SessionFacts, { rec
     rcptLines: to.map((address) => rcptTo(address, rcptSuffix)),
     rcptSuffix,
     smtpUtf8: mailParams.includes("SMTPUTF8"),
+    binary,
   };
 }
 

@@ -56,6 +56,15 @@ export class SMTPError extends Error {
   /** One error per refused recipient, for envelope failures. */
   rejectedErrors?: SMTPError[];
 
+  /**
+   * The Node error's code kept on `cause` (e.g. "ECONNREFUSED"), under the name Nodemailer
+   * gives it; undefined when the failure did not come from Node.
+   */
+  get originalCode(): string | undefined {
+    const code = (this.cause as { code?: unknown } | undefined)?.code;
+    return typeof code === "string" ? code : undefined;
+  }
+
   constructor(code: SMTPErrorCode, message: string, fields: SMTPErrorFields = {}) {
     super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
     this.name = "SMTPError";
@@ -103,18 +112,25 @@ export function fromReply(code: SMTPErrorCode, what: string, reply: Reply, comma
   });
 }
 
+/**
+ * Node error codes to ours; anything else is the caller's fallback (ESOCKET by default).
+ * A TCP connection that cannot be made (refused, unreachable) is ESOCKET, as in Nodemailer,
+ * whose users switch on it. A connection lost once made (reset, broken pipe) is
+ * ECONNECTION, like one the server closed: FIN or RST, the caller sees one code for "the
+ * connection broke" (Nodemailer: ESOCKET for RST, ECONNECTION for FIN; see README).
+ */
 const NETWORK_CODES: Record<string, SMTPErrorCode> = {
   ETIMEDOUT: "ETIMEDOUT",
   ENOTFOUND: "EDNS",
   EAI_AGAIN: "EDNS",
   ENODATA: "EDNS",
   ESERVFAIL: "EDNS",
-  ECONNREFUSED: "ECONNECTION",
+  ECONNREFUSED: "ESOCKET",
+  EHOSTUNREACH: "ESOCKET",
+  ENETUNREACH: "ESOCKET",
+  EADDRNOTAVAIL: "ESOCKET",
   ECONNRESET: "ECONNECTION",
   EPIPE: "ECONNECTION",
-  EHOSTUNREACH: "ECONNECTION",
-  ENETUNREACH: "ECONNECTION",
-  EADDRNOTAVAIL: "ECONNECTION",
 };
 
 /** An error from a socket, DNS or TLS fault; the original error is kept as `cause`. */

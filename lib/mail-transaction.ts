@@ -9,7 +9,7 @@
  * final-reply code, so replies are judged, RSET is sent and the message is delivered
  * exactly as for `createSendStream(envelope)`. Deliberately left out: pipelining the RCPTs
  * of one transaction (each waits for the reply to the one before, which a relay that
- * answers its client in between does anyway).
+ * answers its client in between does anyway), and BDAT: the body follows DATA.
  */
 import type { AddressObject, Envelope, Reply } from "./types.js";
 import { badInput, replyText, SMTPError } from "./errors.js";
@@ -150,7 +150,8 @@ export class MailTransaction implements StagedEnvelope {
 
   /** @internal */
   prepare(session: SessionFacts): PreparedEnvelope {
-    this.#prepared = prepareEnvelope({ ...this.#envelope, to: [] }, session, { recipientsLater: true });
+    // Its body goes after DATA (see transaction.ts), so BINARYMIME, which needs BDAT, is refused.
+    this.#prepared = prepareEnvelope({ ...this.#envelope, to: [] }, { extensions: session.extensions, secure: session.secure, canChunk: false }, { recipientsLater: true });
     return this.#prepared;
   }
 

@@ -1,6 +1,6 @@
 /**
- * The connection's options read with their defaults: the timeouts, the name sent with
- * EHLO/LHLO, and what opening the socket needs (see socket.ts).
+ * The connection's options read with their defaults: the timeouts, the BDAT chunk size,
+ * the name sent with EHLO/LHLO, and what opening the socket needs (see socket.ts).
  *
  * Deliberately left out: the option types (types.ts) and anything that acts on a value;
  * the connection decides when each timeout starts and what its expiry means.
@@ -9,6 +9,7 @@ import net from "node:net";
 import os from "node:os";
 import type { SMTPConnectionOptions } from "./types.js";
 import type { OpenOptions } from "./socket.js";
+import { DEFAULT_BDAT_CHUNK_SIZE } from "./stages/bdat-encoder.js";
 
 /** Milliseconds each timeout option waits when it is unset, zero or not a number (Nodemailer's values). */
 export const DEFAULT_TIMEOUTS = {
@@ -24,6 +25,12 @@ export type TimeoutOption = keyof typeof DEFAULT_TIMEOUTS;
 export function readTimeout(options: SMTPConnectionOptions, name: TimeoutOption): number {
   const value = Number(options[name]);
   return value > 0 ? value : DEFAULT_TIMEOUTS[name];
+}
+
+/** The `bdatChunkSize` option in bytes: a positive number (rounded down), else the default. */
+export function readChunkSize(options: SMTPConnectionOptions): number {
+  const value = Math.floor(Number(options.bdatChunkSize));
+  return value > 0 ? value : DEFAULT_BDAT_CHUNK_SIZE;
 }
 
 /** os.hostname() when it is a usable FQDN, else the loopback literal (Nodemailer's rule). */

@@ -6,6 +6,10 @@
  * The transaction's state only moves forward:
  *   envelope (commands written, replies read) -> body (after 354: bytes flow through the
  *   DataEncoder) -> final (terminator sent, waiting for the final reply) -> done | failed.
+ * With BDAT (RFC 3030) the body starts in the envelope's write: its first chunk (the whole
+ * of a small message, as "BDAT n LAST") leaves with MAIL and RCPT, so a message costs one
+ * round trip; the rest waits until the envelope is accepted. A refused envelope is
+ * reported as over DATA; the server discards that chunk and its reply is dropped.
  * Every reply of a pipelined group is read before any is acted on, so we always know
  * whether the server is in DATA mode and whether RSET is needed before the next one.
  * With pipelining, the final state hands the wire to the next queued send, whose
@@ -19,7 +23,7 @@ import type { Envelope, Reply, SendInfo } from "./types.js";
 import { fromReply, replyText, SMTPError, REPLY } from "./errors.js";
 import { prepareEnvelope, type PreparedEnvelope, type SessionFacts } from "./envelope.js";
 import type { CommandQueue } from "./command-queue.js";
-import { bdatChannel, dataChannel, type BodyChannel } from "./body.js";
+import { bdatChannel, dataChannel, type BdatChannel, type BodyChannel } from "./body.js";
 import type { SendStream } from "./send-stream.js";
 
 /** What the transactions on one connection know of one another. */
@@ -49,6 +53,8 @@ export interface TransactionSession {
   readonly canPipeline: boolean;
   /** Send the body with BDAT: asked for, CHUNKING advertised, and pipelining possible. */
   readonly canChunk: boolean;
+  /** Payload bytes per BDAT chunk (the `bdatChunkSize` option). */
+  readonly bdatChunkSize: number;
   /** What the connection's transactions know of one another; shared, so mutable. */
   readonly state: TransactionState;
   /**
@@ -140,8 +146,11 @@ function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mai
   return result;
 }
 
-/** MAIL, RCPT... and DATA as one write, then every reply. */
-async function pipelinedEnvelope(session: TransactionSession, prepared: PreparedEnvelope): Promise<EnvelopeResult> {
+/**
+ * MAIL, RCPT... and DATA as one write, then every reply. With BDAT there is no DATA: the
+ * first chunk goes in the same write (RFC 3030 with RFC 2920), started by `startBody`.
+ */
+async function pipelinedEnvelope(session: TransactionSession, prepared: PreparedEnvelope, chunks?: BdatChannel, startBody?: () => void): Promise<EnvelopeResult> {
   const { queue, socket } = session;
   const reset = session.state.needsReset || session.state.finalsPending > 0;
   // With BDAT there is no DATA: the first chunk follows the envelope directly.
@@ -152,8 +161,19 @@ async function pipelinedEnvelope(session: TransactionSession, prepared: Prepared
     ...prepared.rcptLines.map((line) => ({ command: "RCPT TO", line })),
     ...(data ? [{ command: "DATA", line: "DATA" }] : []),
   ];
+  // LMTP: the number of replies to "BDAT n LAST" is the number of RCPTs accepted.
+  const firstRcpt = reset ? 2 : 1;
+  let accepted = 0;
+  const onEach =
+    chunks && session.lmtp
+      ? (reply: Reply, i: number) => {
+          if (i >= firstRcpt && isPositive(reply)) accepted++;
+          if (i === firstRcpt + prepared.rcptLines.length - 1) chunks.expectFinals(Math.max(1, accepted));
+        }
+      : undefined;
   socket.cork();
-  const replies = queue.sendGroup(group);
+  const replies = queue.sendGroup(group, onEach);
+  startBody?.();
   socket.uncork();
   const [resetReply, mailReply, ...rest] = reset ? await replies : [undefined, ...(await replies)];
   const dataReply = data ? rest.pop() : undefined;
@@ -181,8 +201,7 @@ async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedE
   const abandoned = staged?.abandoned;
   if (abandoned) return { accepted: [], rejected: [], rejectedErrors: [], dataOpen: false, error: abandoned };
   if (!rcpts.some(isPositive)) return judgeEnvelope(prepared, reset, mail, rcpts, undefined);
-  // With BDAT (a staged envelope on a pipelining server) the first chunk follows directly.
-  const data = session.canChunk ? undefined : await queue.send("DATA", "DATA");
+  const data = await queue.send("DATA", "DATA");
   return judgeEnvelope(prepared, reset, mail, rcpts, data);
 }
 
@@ -198,12 +217,14 @@ async function awaitFinal(session: TransactionSession, channel: BodyChannel, han
     handOver();
   }
   try {
-    const refusedChunk = channel.chunkReplies.length ? (await readAll(channel.chunkReplies)).find((reply) => !isPositive(reply)) : undefined;
+    const replies = await readAll(channel.finalReplies);
+    // Chunk replies come before the final ones: all are in now.
+    const refusedChunk = channel.refusedChunk();
     if (refusedChunk) {
       refused();
       throw fromReply("EMESSAGE", "BDAT chunk refused", refusedChunk, "BDAT");
     }
-    return await readAll(channel.finalReplies);
+    return replies;
   } finally {
     if (session.canPipeline) session.state.finalsPending--;
   }
@@ -227,6 +248,16 @@ export async function runTransaction(session: TransactionSession, envelope: Enve
 
 const isStaged = (envelope: Envelope | StagedEnvelope): envelope is StagedEnvelope => typeof (envelope as StagedEnvelope | undefined)?.recipients === "function";
 
+/** Lets the body flow into `channel`: the stream is attached, or the whole message written and ended. */
+function startBody(channel: BodyChannel, message: SendStream | Buffer): void {
+  const { sink } = channel;
+  if (!Buffer.isBuffer(message)) return message.attach(sink);
+  sink.cork?.();
+  sink.write(message);
+  sink.end();
+  sink.uncork?.();
+}
+
 async function transact(session: TransactionSession, envelope: Envelope | StagedEnvelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
   const stream = Buffer.isBuffer(message) ? undefined : message;
   const staged = isStaged(envelope) ? envelope : undefined;
@@ -236,7 +267,13 @@ async function transact(session: TransactionSession, envelope: Envelope | Staged
   const started = Date.now();
   // Counted as it is written (both envelope writers write their first line at once).
   const envelopeNumber = ++session.state.envelopesSent;
-  const result = session.canPipeline && !staged ? await pipelinedEnvelope(session, prepared) : await stepwiseEnvelope(session, prepared, staged);
+  // BDAT: the body starts with the envelope, before its replies are known. A staged
+  // envelope is not written in one group, so it sends its body after DATA instead.
+  const chunks = session.canChunk && !staged ? bdatChannel(session.queue, session.socket, { chunkSize: session.bdatChunkSize, binary: prepared.binary }) : undefined;
+  const result = await (session.canPipeline && !staged ? pipelinedEnvelope(session, prepared, chunks, chunks && (() => startBody(chunks, message))) : stepwiseEnvelope(session, prepared, staged)).catch((err: unknown) => {
+    chunks?.stop();
+    throw err;
+  });
   session.state.needsReset = false;
   /** The message was refused after the hand-over: RSET first, unless a later envelope already led with it. */
   const refused = () => {
@@ -244,6 +281,8 @@ async function transact(session: TransactionSession, envelope: Envelope | Staged
   };
 
   if (result.error) {
+    // Chunks already written are discarded by the server; their replies are read and dropped.
+    chunks?.stop();
     session.state.needsReset = true;
     // A server that opened DATA although the envelope failed gets an empty body so the
     // session leaves data mode; with no valid recipient nothing can be delivered.
@@ -257,14 +296,13 @@ async function transact(session: TransactionSession, envelope: Envelope | Staged
   const envelopeTime = Date.now() - started;
   const bodyStarted = Date.now();
   const expected = session.lmtp ? result.accepted.length : 1;
-  const channel = session.canChunk ? bdatChannel(session.queue, session.socket, expected) : dataChannel(session.queue, session.socket, expected);
-  if (stream) stream.attach(channel.sink);
-  else {
-    const { sink } = channel;
-    sink.cork?.();
-    sink.write(message as Buffer);
-    sink.end();
-    sink.uncork?.();
+  let channel: BodyChannel;
+  if (chunks) {
+    chunks.accept();
+    channel = chunks;
+  } else {
+    channel = dataChannel(session.queue, session.socket, expected);
+    startBody(channel, message);
   }
 
   // A whole message (Buffer) has normally ended by now: no race to run. No never-settling
@@ -300,7 +338,7 @@ async function transact(session: TransactionSession, envelope: Envelope | Staged
     throw err;
   }
 
-  const command = session.canChunk ? "BDAT" : "DATA";
+  const command = chunks ? "BDAT" : "DATA";
   const replies = await awaitFinal(session, channel, handOver, refused);
   const messageTime = Date.now() - bodyStarted;
   const info: SendInfo = {

@@ -86,6 +86,11 @@ export interface SMTPConnectionOptions {
   pipelining?: boolean;
   /** smtp-wire: use BDAT (RFC 3030) when CHUNKING is advertised. Default false. */
   chunking?: boolean;
+  /**
+   * smtp-wire: payload bytes per BDAT chunk (the last one may be shorter), whatever the
+   * sizes of the writes. Default 262 144 (256 KiB); anything not a positive number gets it.
+   */
+  bdatChunkSize?: number;
   /** Socket/transaction id used in logs; generated when absent. */
   id?: string;
 }
@@ -121,6 +126,12 @@ export interface Envelope {
   size?: number | string;
   /** Announce BODY=8BITMIME. */
   use8BitMime?: boolean;
+  /**
+   * smtp-wire: RFC 3030 BODY=BINARYMIME, the body is sent as is (no line-end
+   * normalisation). Only over BDAT (`chunking: true`) to a server offering BINARYMIME;
+   * otherwise the send fails with EENVELOPE before anything is written.
+   */
+  binaryMime?: boolean;
   /** Force SMTPUTF8; otherwise it is used for non-ASCII addresses when advertised. */
   smtpUtf8?: boolean;
   /** smtp-wire: RFC 8689 REQUIRETLS; fails with EREQUIRETLS when not possible. */

@@ -442,7 +442,7 @@ test("a connect callback is called exactly once, with the error, and no error ev
   });
   assert.is(calls.length, 1);
   assert.instance(calls[0], SMTPError);
-  assert.is((calls[0] as SMTPError).code, "ECONNECTION");
+  assert.is((calls[0] as SMTPError).code, "ESOCKET");
   assert.is((calls[0] as SMTPError).temporary, true);
   assert.is(((calls[0] as SMTPError).cause as { code: string }).code, "ECONNREFUSED");
 });

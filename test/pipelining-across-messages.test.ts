@@ -255,24 +255,22 @@ test("LMTP: the next envelope follows the terminator, and the per-recipient repl
   await fault.close();
 });
 
-test("BDAT: the next envelope follows BDAT 0 LAST", async () => {
-  // With BDAT the body waits for the envelope's replies (there is no 354 to wait for).
+test("BDAT: each message goes with its envelope as BDAT n LAST, and the next envelope follows before the final reply", async () => {
+  // The envelope's replies come first; once they are in, the message is complete on the
+  // wire and the next send writes RSET, MAIL, RCPT and its own chunk behind it.
   const fault = await startFaultServer([
     ...greetAndEhlo(["PIPELINING", "CHUNKING"]),
     { expect: /^MAIL FROM:/ },
     { expect: /^RCPT TO:/ },
-    { send: "250 ok\r\n250 ok\r\n" },
-    { expect: "BDAT 5" },
+    { expect: "BDAT 5 LAST" },
     { expectBytes: 5 },
-    { expect: "BDAT 0 LAST" },
+    { send: "250 ok\r\n250 ok\r\n" },
     { expect: "RSET" },
     { expect: /^MAIL FROM:/ },
     { expect: /^RCPT TO:/ },
-    { send: "250 chunk\r\n250 first queued\r\n250 reset\r\n250 ok\r\n250 ok\r\n" },
-    { expect: "BDAT 5" },
+    { expect: "BDAT 5 LAST" },
     { expectBytes: 5 },
-    { expect: "BDAT 0 LAST" },
-    { send: "250 chunk\r\n250 second queued\r\n" },
+    { send: "250 first queued\r\n250 reset\r\n250 ok\r\n250 ok\r\n250 second queued\r\n" },
   ]);
   const conn = await connected(fault.port, { chunking: true });
   const results = await outcomes([conn.send(env(1), "one\r\n"), conn.send(env(2), "two\r\n")]);
