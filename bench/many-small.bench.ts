@@ -3,13 +3,15 @@
  * after another, timed after `--warmup` untimed ones. Run straight into the sink (0 RTT)
  * or through the delaying proxy; the sink counts the round trips.
  *
- *   node many-small.bench.js --client raw|smtp-wire|smtp-wire-queued|nodemailer
+ *   node many-small.bench.js --client raw|smtp-wire|smtp-wire-queued|smtp-wire-chunking|nodemailer
  *        --port N --count N --warmup N [--window N] [--max-seconds S]
  *
  * A slow client stops after `--max-seconds` of timed sending (and its warm-up after a
  * quarter of that) and reports how many it sent, so one slow client cannot stall the suite.
  *
  * smtp-wire and Nodemailer: `await send(envelope, buffer)` for each message.
+ * smtp-wire-chunking: the same with `chunking: true` (the sink offers CHUNKING): MAIL, RCPT
+ * and the message as "BDAT n LAST" in one write, one round trip a message even awaited.
  * smtp-wire-queued: up to `--window` sends started without waiting (smtp-wire queues
  * them on the one connection and writes each envelope behind the previous message's
  * terminator: one round trip a message); Nodemailer has no such mode.
@@ -69,8 +71,9 @@ await runChild(async () => {
       await raw.quit();
       break;
     }
-    case "smtp-wire": {
-      const connection = new SMTPConnection(connectionOptions(port));
+    case "smtp-wire":
+    case "smtp-wire-chunking": {
+      const connection = new SMTPConnection({ ...connectionOptions(port), chunking: client === "smtp-wire-chunking" });
       await connection.connect();
       run = await timed(() => connection.send(ENVELOPE, message));
       connection.quit().catch(() => undefined);

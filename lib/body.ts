@@ -143,7 +143,9 @@ function socketSink(socket: Socket, writer: BodyWriter, onEnd: () => void) {
       return !full && !writer.busy();
     },
     end() {
-      if (stopped || ending) return;
+      // A dead connection takes no end of data: the message must not count as possibly
+      // delivered (outcome.ts) because of a terminator that never left.
+      if (stopped || ending || socket.destroyed) return;
       ending = true;
       tryEnd();
     },

@@ -7,7 +7,7 @@
  * drift apart. The queue knows nothing of what a reply means; callers judge the code.
  */
 import type { Reply } from "./types.js";
-import { protocolError, type SMTPError } from "./errors.js";
+import { connectionFailure, protocolError, type SMTPError } from "./errors.js";
 
 interface Entry {
   command: string;
@@ -47,7 +47,7 @@ export class CommandQueue {
   /** Waits for a reply nothing was written for: the greeting, or a second LMTP reply. */
   expect(command: string): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
-      if (this.#failure) return reject(this.#failure);
+      if (this.#failure) return reject(connectionFailure(this.#failure, command));
       this.#entries.push({ command, resolve, reject });
     });
   }
@@ -58,7 +58,7 @@ export class CommandQueue {
    * connection `onFailure` is called at once.
    */
   expectWith(command: string, onReply: (reply: Reply) => void, onFailure: (err: SMTPError) => void): void {
-    if (this.#failure) onFailure(this.#failure);
+    if (this.#failure) onFailure(connectionFailure(this.#failure, command));
     else this.#entries.push({ command, resolve: onReply, reject: onFailure });
   }
 
@@ -108,8 +108,8 @@ export class CommandQueue {
    * Returns false when nothing was queued.
    */
   #writeAndQueue({ command, line, logAs }: Command, resolve: (reply: Reply) => void, reject: (err: SMTPError) => void): boolean {
-    let refusal = this.#failure;
-    if (!refusal) {
+    let refusal: SMTPError | undefined;
+    if (!this.#failure) {
       try {
         this.#write(line, logAs);
       } catch (err) {
@@ -117,7 +117,7 @@ export class CommandQueue {
       }
     }
     // The writer may have failed the queue (a connection found dead) without throwing.
-    refusal ??= this.#failure;
+    if (!refusal && this.#failure) refusal = connectionFailure(this.#failure, command);
     if (refusal) {
       reject(refusal);
       return false;
@@ -133,11 +133,15 @@ export class CommandQueue {
     entry.resolve(reply);
   }
 
-  /** Fails every waiting command with `err`, and every later one at once. */
+  /**
+   * Fails every waiting command, and every later one at once: each with its own error
+   * naming its command, `err` (the shared failure) as cause, so no two operations ever
+   * hold the same instance (SPEC §8).
+   */
   failAll(err: SMTPError): void {
     this.#failure ??= err;
     const entries = this.#entries;
     this.#entries = [];
-    for (const entry of entries) entry.reject(err);
+    for (const entry of entries) entry.reject(connectionFailure(err, entry.command));
   }
 }

@@ -11,7 +11,7 @@ import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import type { AuthCredentials, Callback, Envelope, Reply, SendInfo, SMTPConnectionOptions } from "./types.js";
-import { badInput, fromReply, fromSocketError, greetingTimeoutError, protocolError, replyText, SMTPError, REPLY } from "./errors.js";
+import { badInput, connectionFailure, fromReply, fromSocketError, greetingTimeoutError, protocolError, replyText, SMTPError, REPLY } from "./errors.js";
 import { CommandQueue } from "./command-queue.js";
 import { ReplyPipeline } from "./reply-pipeline.js";
 import { freezeExtensions, readGreeting, sayHello, type Extensions } from "./handshake.js";
@@ -62,7 +62,6 @@ export class SMTPConnection extends EventEmitter {
   #transactionState: TransactionState = { needsReset: false, finalsPending: 0, envelopesSent: 0 };
   #upgradeReady = false;
   #quitting = false;
-  #errorEmitted = false;
   #operations = new OperationQueue();
   #sessionView: TransactionSession | undefined;
   #timers = new Set<NodeJS.Timeout>();
@@ -72,6 +71,14 @@ export class SMTPConnection extends EventEmitter {
     err instanceof Error && (this.#deliveredErrors.has(err) || (err.cause instanceof Error && this.#deliveredErrors.has(err.cause)));
   #died!: (err: SMTPError) => void;
   #whenDead: Promise<never>;
+  #closedWith!: (reason: SMTPError | undefined) => void;
+  /**
+   * Resolves once the connection has closed: with the error that closed it, or undefined
+   * for a clean close (`quit()`, `close()`). An error no operation received (an idle
+   * connection closed by the server or timed out) is kept here, whether or not anyone
+   * listens for `error`.
+   */
+  readonly closed: Promise<SMTPError | undefined>;
 
   constructor(options: SMTPConnectionOptions = {}) {
     super();
@@ -87,6 +94,7 @@ export class SMTPConnection extends EventEmitter {
     this.#queue = new CommandQueue((line, logAs) => this.#writeLine(line, logAs));
     this.#whenDead = new Promise<never>((_, reject) => (this.#died = reject));
     this.#whenDead.catch(() => {});
+    this.closed = new Promise((resolve) => (this.#closedWith = resolve));
   }
 
   /** EHLO keywords (upper case) to their parameters; read-only. */
@@ -227,7 +235,7 @@ export class SMTPConnection extends EventEmitter {
   // ---- connection set-up -------------------------------------------------------------
 
   async #connect(): Promise<void> {
-    if (this.#state !== "new") throw new SMTPError("ECONNECTION", this.#state === "closed" ? "Connection is closed" : "connect() was already called", { command: "API" });
+    if (this.#state !== "new") throw new SMTPError("ECONNECTION", this.#state === "closed" ? "Connection is closed" : "connect() was already called", { command: "API", cause: this.#fatal });
     this.#state = "connecting";
     // Counted (by the operation queue) before the handshake starts: a failure it throws
     // synchronously (a bad EHLO name) must find connect() as its receiver, not become an
@@ -377,15 +385,13 @@ export class SMTPConnection extends EventEmitter {
    * waiting go out in call order on the one connection. A transaction (`overlap`) may start
    * once the one before it handed the wire over (see OperationQueue).
    */
-  #enqueue<T>(operation: Operation<T>, overlap = false): Promise<T> {
+  #enqueue<T>(operation: Operation<T>, overlap = false, guarded = true): Promise<T> {
     // A call that races the connection's death (a relay that has not seen `end` yet) must
     // not read as a refusal of its message: nothing was tried, so it is temporary.
     if (this.#state === "closed") return Promise.reject(new SMTPError("ECONNECTION", "Connection is closed", { command: "API", temporary: true, cause: this.#fatal }));
     if (this.#state === "new") return Promise.reject(new SMTPError("ECONNECTION", "Not connected: call connect() first", { command: "API", temporary: false }));
-    const guard = () => {
-      if (this.#state === "closed") throw this.#fatal ?? new SMTPError("ECONNECTION", "Connection is closed", { command: "API" });
-    };
-    return this.#operations.run(operation, { overlap, guard });
+    const guard = () => this.#assertOpen();
+    return this.#operations.run(operation, { overlap, guard: guarded ? guard : undefined });
   }
 
   async #rset(): Promise<void> {
@@ -394,9 +400,19 @@ export class SMTPConnection extends EventEmitter {
     this.#transactionState.needsReset = false;
   }
 
-  /** Queues one transaction; it may overlap the final reply of the one before. */
+  /** An operation whose turn came after the connection died gets its own error ("API": it wrote nothing). */
+  #assertOpen(): void {
+    if (this.#state === "closed") throw connectionFailure(this.#fatal!, "API");
+  }
+
+  /**
+   * Queues one transaction; it may overlap the final reply of the one before. It checks
+   * the connection itself (see runTransaction), so that a send queued behind a failure
+   * reports its own outcome too.
+   */
   #transaction(envelope: Envelope | StagedEnvelope, message: SendStream | Buffer): Promise<SendInfo> {
-    return this.#enqueue((handOver) => runTransaction(this.#session(), envelope, message, [...this.#extensions.keys()], handOver), true);
+    const open = () => (this.#assertOpen(), this.#session());
+    return this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#extensions.keys()], handOver), true, false);
   }
 
   /** What transactions see of the connection; made again only when the socket, TLS or EHLO changed. */
@@ -415,6 +431,7 @@ export class SMTPConnection extends EventEmitter {
       bdatChunkSize: readChunkSize(this.options),
       state: this.#transactionState,
       abort: (err) => this.#teardown(err, { reported: true }),
+      recipient: (outcome, envelope) => this.emit("recipient", outcome, envelope),
     });
   }
 
@@ -480,13 +497,15 @@ export class SMTPConnection extends EventEmitter {
 
   /**
    * The one way a connection ends: mark closed, clear timers, fail every pending and
-   * queued operation with `err` (ECONNECTION when closed on purpose), destroy the socket,
-   * emit `error` at most once and `end` once. `reported` means the operation that chose to
-   * close has already reported the failure, so no `error` event repeats it.
+   * queued operation (each with its own error, `err` as cause; ECONNECTION when closed on
+   * purpose), destroy the socket, resolve `closed`, emit `error` at most once and `end`
+   * once. `error` is emitted only to a listener (SPEC §8): an error no operation received
+   * must never crash a Promise user; `closed` and the next call's `cause` keep it.
+   * `reported` means the operation that chose to close has already reported the failure,
+   * so no `error` event repeats it.
    */
   #teardown(err?: SMTPError, { reported = false } = {}): void {
     if (this.#state === "closed") return;
-    const hadReceivers = reported || this.#queue.size > 0 || this.#operations.active > 0;
     this.#state = "closed";
     // Operations still pending when the caller closes were never refused by anyone: a relay
     // may retry them elsewhere, so they are temporary.
@@ -497,9 +516,9 @@ export class SMTPConnection extends EventEmitter {
     this.#died(this.#fatal);
     this.#pipeline?.destroy();
     if (err) this.#transcript.error(`${err.code}: ${err.message}`);
+    this.#closedWith(err);
     process.nextTick(() => {
-      if (err && !reported && !this.#errorEmitted && (this.listenerCount("error") > 0 || !hadReceivers)) {
-        this.#errorEmitted = true;
+      if (err && !reported && this.listenerCount("error") > 0) {
         this.emit("error", err);
       }
       this.emit("end");

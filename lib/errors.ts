@@ -6,7 +6,7 @@
  * from a server reply, from a socket/TLS/DNS fault (the original error kept as `cause`),
  * or from bad input. Nothing here knows about connections or commands in flight.
  */
-import type { Reply } from "./types.js";
+import type { DeliveryState, RecipientOutcome, Reply } from "./types.js";
 
 /** The closed set of error codes (SPEC §6). */
 export type SMTPErrorCode =
@@ -33,6 +33,8 @@ export interface SMTPErrorFields {
   recipient?: string;
   rejected?: string[];
   rejectedErrors?: SMTPError[];
+  deliveryState?: DeliveryState;
+  recipients?: RecipientOutcome[];
 }
 
 /** The one error class of smtp-wire. */
@@ -55,6 +57,15 @@ export class SMTPError extends Error {
   rejected?: string[];
   /** One error per refused recipient, for envelope failures. */
   rejectedErrors?: SMTPError[];
+  /**
+   * Send errors only: whether the server may have the message (SPEC §6). "not-sent": it
+   * cannot have it, a retry never duplicates; "rejected": refused at its final reply
+   * (`temporary` says whether a retry may succeed); "unknown": the end of data was written
+   * and no final reply came, so it may have been delivered.
+   */
+  deliveryState?: DeliveryState;
+  /** Send errors only: one outcome per envelope recipient, once the envelope was written. */
+  recipients?: RecipientOutcome[];
 
   /**
    * The Node error's code kept on `cause` (e.g. "ECONNREFUSED"), under the name Nodemailer
@@ -70,10 +81,27 @@ export class SMTPError extends Error {
     this.name = "SMTPError";
     this.code = code;
     this.temporary = fields.temporary ?? false;
-    for (const key of ["response", "responseCode", "enhancedCode", "command", "recipient", "rejected", "rejectedErrors"] as const) {
+    for (const key of ["response", "responseCode", "enhancedCode", "command", "recipient", "rejected", "rejectedErrors", "deliveryState", "recipients"] as const) {
       if (fields[key] !== undefined) (this as Record<string, unknown>)[key] = fields[key];
     }
   }
+}
+
+/**
+ * The error one operation gets when the connection it was waiting on failed: its own
+ * instance (never shared with another operation), naming `command`, where this operation
+ * was (the command whose reply it waited for, or "API" for one still queued), with the
+ * shared failure as `cause`. The shared failure itself is what `error` and `closed` report.
+ */
+export function connectionFailure(shared: SMTPError, command: string): SMTPError {
+  return new SMTPError(shared.code, shared.message, {
+    response: shared.response,
+    responseCode: shared.responseCode,
+    enhancedCode: shared.enhancedCode,
+    command,
+    temporary: shared.temporary,
+    cause: shared,
+  });
 }
 
 /** Reply codes the protocol code names instead of spelling numbers. */

@@ -7,7 +7,7 @@ import { SMTPConnection } from "./connection.js";
 
 export { SMTPConnection };
 export { SendStream } from "./send-stream.js";
-export { MailTransaction, type TransactionEnvelope, type RecipientOutcome } from "./mail-transaction.js";
+export { MailTransaction, type TransactionEnvelope, type RecipientReply } from "./mail-transaction.js";
 export type { XClientAttributes, XForwardAttributes } from "./xclient.js";
 export { SMTPError, type SMTPErrorCode } from "./errors.js";
 export { LineSplitter } from "./stages/line-splitter.js";

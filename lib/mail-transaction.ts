@@ -11,8 +11,9 @@
  * of one transaction (each waits for the reply to the one before, which a relay that
  * answers its client in between does anyway), and BDAT: the body follows DATA.
  */
-import type { AddressObject, Envelope, Reply } from "./types.js";
-import { badInput, replyText, SMTPError } from "./errors.js";
+import type { AddressObject, Envelope, RecipientOutcome, Reply } from "./types.js";
+import { badInput, SMTPError } from "./errors.js";
+import { recipientOutcomes } from "./outcome.js";
 import { prepareEnvelope, recipientLine, type PreparedEnvelope, type SessionFacts } from "./envelope.js";
 import { SendStream } from "./send-stream.js";
 import { recipientRefusal, type StagedEnvelope } from "./transaction.js";
@@ -20,34 +21,27 @@ import { recipientRefusal, type StagedEnvelope } from "./transaction.js";
 /** The envelope of a transaction opened with beginTransaction(): everything but `to`. */
 export type TransactionEnvelope = Omit<Envelope, "to">;
 
-/** What the server said to one RCPT TO of a transaction opened with beginTransaction(). */
-export interface RecipientOutcome {
-  address: string;
-  /** "accepted" (2xx), "deferred" (4xx: a retry may succeed) or "rejected" (5xx). */
-  status: "accepted" | "deferred" | "rejected";
-  /** The reply code, e.g. 250 or 550. */
-  responseCode: number;
-  /** The RFC 3463 enhanced status code, e.g. "5.1.1", when the server sent one. */
-  enhancedCode?: string;
-  /** The whole reply, e.g. "550 5.1.1 User unknown". */
-  response: string;
-  /** For a refused recipient: the EENVELOPE error, as SendInfo.rejectedErrors holds it. */
-  error?: SMTPError;
-}
+/**
+ * What the server said to one RCPT TO of a transaction opened with beginTransaction(): the
+ * recipient's outcome as SendInfo.recipients reports it, and for a refused recipient the
+ * EENVELOPE error, as SendInfo.rejectedErrors holds it.
+ */
+export type RecipientReply = RecipientOutcome & { error?: SMTPError };
 
 interface PendingRecipient {
   address: string;
   line: string;
-  resolve(outcome: RecipientOutcome): void;
+  resolve(outcome: RecipientReply): void;
   reject(err: SMTPError): void;
 }
 
 const ignore = (): void => {};
 
-function outcomeOf(address: string, reply: Reply): RecipientOutcome {
+/** Judged as the whole-envelope path judges it: outcome.ts for the outcome, transaction.ts for the error. */
+function outcomeOf(address: string, reply: Reply): RecipientReply {
+  const [outcome] = recipientOutcomes([{ address, rcpt: reply }]);
   const error = recipientRefusal(address, reply);
-  const status = !error ? "accepted" : error.temporary ? "deferred" : "rejected";
-  return { address, status, responseCode: reply.code, ...(reply.enhancedCode ? { enhancedCode: reply.enhancedCode } : {}), response: replyText(reply), ...(error ? { error } : {}) };
+  return error ? { ...outcome!, error } : outcome!;
 }
 
 /**
@@ -92,7 +86,7 @@ export class MailTransaction implements StagedEnvelope {
    * not. Rejects (nothing written) for a bad address, after createSendStream() or abort(),
    * and when the transaction failed (the connection was lost: that error).
    */
-  addRecipient(address: string | AddressObject): Promise<RecipientOutcome> {
+  addRecipient(address: string | AddressObject): Promise<RecipientReply> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#state !== "open" || !this.#prepared) {
       return Promise.reject(badInput(`addRecipient() after ${this.#state === "body" ? "createSendStream()" : "abort()"}: the envelope is closed`, "EENVELOPE"));
@@ -103,7 +97,7 @@ export class MailTransaction implements StagedEnvelope {
     } catch (err) {
       return Promise.reject(err as SMTPError);
     }
-    return new Promise<RecipientOutcome>((resolve, reject) => {
+    return new Promise<RecipientReply>((resolve, reject) => {
       this.#waiting.push({ ...checked, resolve, reject });
       this.#wake?.();
     });

@@ -13,7 +13,8 @@
  */
 import { Writable, type Readable } from "node:stream";
 import type { SendInfo } from "./types.js";
-import { SMTPError } from "./errors.js";
+import { SMTPError, type SMTPErrorFields } from "./errors.js";
+import { deliveryState } from "./outcome.js";
 
 /** Where the body goes after 354: the body channel, or any Writable stage. */
 export interface BodySink {
@@ -64,7 +65,7 @@ export class SendStream extends Writable {
   /** A piped source that fails, or closes before its end, fails the send with ESTREAM. */
   #watchSource(source: Readable): void {
     const onError = (err: unknown) =>
-      this.destroy(new SMTPError("ESTREAM", `Message source failed: ${(err as Error)?.message ?? err}`, { command: "DATA", temporary: false, cause: err }));
+      this.destroy(this.#streamError(`Message source failed: ${(err as Error)?.message ?? err}`, { command: "DATA", temporary: true, cause: err }));
     const onClose = () => {
       if (!source.readableEnded) onError(new Error("source closed before it ended"));
     };
@@ -82,7 +83,7 @@ export class SendStream extends Writable {
    */
   override write(chunk: unknown, encoding?: BufferEncoding | ((err?: Error | null) => void), cb?: (err?: Error | null) => void): boolean {
     if (!isChunk(chunk)) {
-      const err = new SMTPError("ESTREAM", `Message chunks must be Buffer, Uint8Array or string, got ${chunk === null ? "null" : typeof chunk}`, { command: "DATA", temporary: false });
+      const err = this.#streamError(`Message chunks must be Buffer, Uint8Array or string, got ${chunk === null ? "null" : typeof chunk}`, { command: "DATA", temporary: false });
       this.destroy(err);
       const callback = typeof encoding === "function" ? encoding : cb;
       if (callback) process.nextTick(callback, err);
@@ -126,14 +127,24 @@ export class SendStream extends Writable {
         err instanceof SMTPError
           ? err
           : writeAfterEnd(err)
-            ? new SMTPError("ESTREAM", "write() after end(): the message the caller ended is not the whole message, so it is abandoned", { command: "API", temporary: false, cause: err })
-            : new SMTPError("ESTREAM", err ? `Message source failed: ${err.message}` : "Message stream was destroyed before end()", { command: "DATA", temporary: false, cause: err ?? undefined });
+            ? this.#streamError("write() after end(): the message the caller ended is not the whole message, so it is abandoned", { command: "API", temporary: false, cause: err })
+            : this.#streamError(err ? `Message source failed: ${err.message}` : "Message stream was destroyed before end()", { command: "DATA", temporary: true, cause: err ?? undefined });
       this.#abortReason = reason;
       this.#aborted(reason);
       done(err ? reason : null);
       return;
     }
     done(err);
+  }
+
+  /**
+   * An ESTREAM failure of this stream. Whether the server may have the message is decided
+   * now, while it is known whether the end of data has left (outcome.ts decides; the
+   * transaction keeps this verdict). A source that failed locally (disk, object store) is
+   * temporary: the message itself was not refused.
+   */
+  #streamError(message: string, fields: SMTPErrorFields): SMTPError {
+    return new SMTPError("ESTREAM", message, { ...fields, deliveryState: deliveryState({ phase: this.#bodyEnded ? "final" : "body" }) });
   }
 
   /** Why the stream was destroyed before the message completed, if it was. */

@@ -19,12 +19,13 @@
  * can be delivered.
  */
 import type { Socket } from "node:net";
-import type { Envelope, Reply, SendInfo } from "./types.js";
+import type { Envelope, RecipientOutcome, Reply, SendInfo } from "./types.js";
 import { fromReply, replyText, SMTPError, REPLY } from "./errors.js";
 import { prepareEnvelope, type PreparedEnvelope, type SessionFacts } from "./envelope.js";
 import type { CommandQueue } from "./command-queue.js";
 import { bdatChannel, dataChannel, type BdatChannel, type BodyChannel } from "./body.js";
 import type { SendStream } from "./send-stream.js";
+import { recipientOutcomes, sendFailure, speakingRefusal, type RecipientFacts, type SendFacts } from "./outcome.js";
 
 /** What the transactions on one connection know of one another. */
 export interface TransactionState {
@@ -62,9 +63,11 @@ export interface TransactionSession {
    * fail with `err`. The caller reports its own failure, so no `error` event follows.
    */
   abort(err: SMTPError): void;
+  /** LMTP: a recipient's final reply arrived (the connection's `recipient` event). */
+  recipient(outcome: RecipientOutcome, envelope: Envelope): void;
 }
 
-const isPositive = (reply: Reply | undefined): boolean => reply !== undefined && reply.code >= 200 && reply.code < 300;
+const isPositive = (reply: Reply | undefined): reply is Reply => reply !== undefined && reply.code >= 200 && reply.code < 300;
 
 /**
  * An envelope given one recipient at a time (MailTransaction): MAIL FROM goes out first,
@@ -109,7 +112,7 @@ interface EnvelopeResult {
   dataOpen: boolean;
 }
 
-function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mail: Reply, rcpts: (Reply | undefined)[], data: Reply | undefined): EnvelopeResult {
+function judgeEnvelope(prepared: PreparedEnvelope, facts: SendFacts, reset: Reply | undefined, mail: Reply, rcpts: (Reply | undefined)[], data: Reply | undefined): EnvelopeResult {
   const result: EnvelopeResult = { accepted: [], rejected: [], rejectedErrors: [], dataOpen: data?.code === REPLY.START_MAIL_INPUT };
   if (reset && !isPositive(reset)) {
     result.error = fromReply("EPROTOCOL", "RSET before the transaction failed", reset, "RSET");
@@ -119,6 +122,8 @@ function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mai
     result.error = fromReply("EENVELOPE", `MAIL FROM:<${prepared.from}> rejected`, mail, "MAIL FROM");
     return result;
   }
+  // Only now: behind a refused MAIL, pipelined RCPT replies ("503 need MAIL") judge nobody.
+  rcpts.forEach((reply, i) => (facts.recipients![i]!.rcpt = reply));
   rcpts.forEach((reply, i) => {
     const address = prepared.to[i]!;
     if (!reply) return;
@@ -130,13 +135,14 @@ function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mai
     }
   });
   if (result.accepted.length === 0) {
-    const first = result.rejectedErrors[0];
-    result.error = new SMTPError(first?.code === "ECONNECTION" ? "ECONNECTION" : "EENVELOPE", `Can't send mail - all recipients were rejected: ${first?.response ?? ""}`.trim(), {
-      response: first?.response,
-      responseCode: first?.responseCode,
-      enhancedCode: first?.enhancedCode,
+    // Temporary when any refusal was: a greylisted recipient is retried, not bounced.
+    const speaking = speakingRefusal(result.rejectedErrors);
+    result.error = new SMTPError(speaking?.code === "ECONNECTION" ? "ECONNECTION" : "EENVELOPE", `Can't send mail - all recipients were rejected: ${speaking?.response ?? ""}`.trim(), {
+      response: speaking?.response,
+      responseCode: speaking?.responseCode,
+      enhancedCode: speaking?.enhancedCode,
       command: "RCPT TO",
-      temporary: first?.temporary ?? false,
+      temporary: speaking?.temporary ?? false,
       rejected: result.rejected,
       rejectedErrors: result.rejectedErrors,
     });
@@ -150,7 +156,7 @@ function judgeEnvelope(prepared: PreparedEnvelope, reset: Reply | undefined, mai
  * MAIL, RCPT... and DATA as one write, then every reply. With BDAT there is no DATA: the
  * first chunk goes in the same write (RFC 3030 with RFC 2920), started by `startBody`.
  */
-async function pipelinedEnvelope(session: TransactionSession, prepared: PreparedEnvelope, chunks?: BdatChannel, startBody?: () => void): Promise<EnvelopeResult> {
+async function pipelinedEnvelope(session: TransactionSession, prepared: PreparedEnvelope, facts: SendFacts, chunks?: BdatChannel, startBody?: () => void): Promise<EnvelopeResult> {
   const { queue, socket } = session;
   const reset = session.state.needsReset || session.state.finalsPending > 0;
   // With BDAT there is no DATA: the first chunk follows the envelope directly.
@@ -177,20 +183,20 @@ async function pipelinedEnvelope(session: TransactionSession, prepared: Prepared
   socket.uncork();
   const [resetReply, mailReply, ...rest] = reset ? await replies : [undefined, ...(await replies)];
   const dataReply = data ? rest.pop() : undefined;
-  return judgeEnvelope(prepared, resetReply, mailReply!, rest, dataReply);
+  return judgeEnvelope(prepared, facts, resetReply, mailReply!, rest, dataReply);
 }
 
 /**
  * One command at a time, stopping at the first thing that makes going on pointless. A
  * staged envelope gives its recipients as they are added and hears each one's reply.
  */
-async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope, staged?: StagedEnvelope): Promise<EnvelopeResult> {
+async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope, facts: SendFacts, staged?: StagedEnvelope): Promise<EnvelopeResult> {
   const { queue } = session;
   // finalsPending is non-zero only with pipelining: a staged envelope behind an overlapped send.
   const reset = session.state.needsReset || session.state.finalsPending > 0 ? await queue.send("RSET", "RSET") : undefined;
-  if (reset && !isPositive(reset)) return judgeEnvelope(prepared, reset, reset, [], undefined);
+  if (reset && !isPositive(reset)) return judgeEnvelope(prepared, facts, reset, reset, [], undefined);
   const mail = await queue.send("MAIL FROM", prepared.mailLine);
-  if (!isPositive(mail)) return judgeEnvelope(prepared, reset, mail, [], undefined);
+  if (!isPositive(mail)) return judgeEnvelope(prepared, facts, reset, mail, [], undefined);
   staged?.mailAccepted();
   const rcpts: Reply[] = [];
   for await (const line of staged?.recipients() ?? prepared.rcptLines) {
@@ -198,11 +204,13 @@ async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedE
     rcpts.push(reply);
     staged?.recipientAnswered(reply);
   }
+  // The staged recipients are known only now.
+  if (staged) facts.recipients = prepared.to.map((address) => ({ address }));
   const abandoned = staged?.abandoned;
   if (abandoned) return { accepted: [], rejected: [], rejectedErrors: [], dataOpen: false, error: abandoned };
-  if (!rcpts.some(isPositive)) return judgeEnvelope(prepared, reset, mail, rcpts, undefined);
+  if (!rcpts.some(isPositive)) return judgeEnvelope(prepared, facts, reset, mail, rcpts, undefined);
   const data = await queue.send("DATA", "DATA");
-  return judgeEnvelope(prepared, reset, mail, rcpts, data);
+  return judgeEnvelope(prepared, facts, reset, mail, rcpts, data);
 }
 
 /**
@@ -211,7 +219,7 @@ async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedE
  * (RFC 2920 §3.1): its replies come after these, and it starts with RSET because whether
  * this message was accepted is not known when it is written.
  */
-async function awaitFinal(session: TransactionSession, channel: BodyChannel, handOver: () => void, refused: () => void): Promise<Reply[]> {
+async function awaitFinal(session: TransactionSession, channel: BodyChannel, facts: SendFacts, handOver: () => void, refused: () => void): Promise<Reply[]> {
   if (session.canPipeline) {
     session.state.finalsPending++;
     handOver();
@@ -222,6 +230,7 @@ async function awaitFinal(session: TransactionSession, channel: BodyChannel, han
     const refusedChunk = channel.refusedChunk();
     if (refusedChunk) {
       refused();
+      facts.refusal = refusedChunk;
       throw fromReply("EMESSAGE", "BDAT chunk refused", refusedChunk, "BDAT");
     }
     return replies;
@@ -231,22 +240,43 @@ async function awaitFinal(session: TransactionSession, channel: BodyChannel, han
 }
 
 /**
- * Runs one transaction; `handOver` lets the next send write its envelope (see awaitFinal).
- * The message is a SendStream (it finishes with the SendInfo, or is
- * destroyed with the SMTPError) or, for send() with a string or Buffer, the whole
- * message, written with its terminator in one burst.
+ * LMTP: each accepted recipient's final reply is recorded and announced (`recipient` on
+ * the connection and on the SendStream) as it arrives, so a delivery agent learns each
+ * verdict at once, and a connection lost halfway still tells who already has the message.
  */
-export async function runTransaction(session: TransactionSession, envelope: Envelope | StagedEnvelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
+function announceFinals(session: TransactionSession, finals: Promise<Reply>[], recipients: RecipientFacts[], envelope: Envelope, stream: SendStream | undefined): void {
+  finals.forEach((final, i) =>
+    final.then(
+      (reply) => {
+        const recipient = recipients[i]!;
+        recipient.final = reply;
+        const [outcome] = recipientOutcomes([recipient]);
+        session.recipient(outcome!, envelope);
+        stream?.emit("recipient", outcome);
+      },
+      () => undefined,
+    ),
+  );
+}
+
+/**
+ * Runs one transaction; `handOver` lets the next send write its envelope (see awaitFinal).
+ * `open` gives the session when the send's turn comes, or throws (the connection died
+ * while it was queued). The message is a SendStream (it finishes with the SendInfo, or is
+ * destroyed with the SMTPError) or, for send() with a string or Buffer, the whole
+ * message, written with its terminator in one burst. A failure is this send's own error,
+ * with what it tells (deliveryState, recipients) decided by outcome.ts.
+ */
+export async function runTransaction(open: () => TransactionSession, envelope: Envelope | StagedEnvelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
+  const facts: SendFacts = { phase: "queued" };
   try {
-    return await transact(session, envelope, message, ehlo, handOver);
+    return await transact(open(), envelope, message, ehlo, handOver, facts);
   } catch (err) {
-    const error = err instanceof SMTPError ? err : new SMTPError("EPROTOCOL", String((err as Error)?.message ?? err), { command: "API", cause: err });
+    const error = sendFailure(err, facts);
     if (!Buffer.isBuffer(message)) message.fail(error);
     throw error;
   }
 }
-
-const isStaged = (envelope: Envelope | StagedEnvelope): envelope is StagedEnvelope => typeof (envelope as StagedEnvelope | undefined)?.recipients === "function";
 
 /** Lets the body flow into `channel`: the stream is attached, or the whole message written and ended. */
 function startBody(channel: BodyChannel, message: SendStream | Buffer): void {
@@ -258,20 +288,26 @@ function startBody(channel: BodyChannel, message: SendStream | Buffer): void {
   sink.uncork?.();
 }
 
-async function transact(session: TransactionSession, envelope: Envelope | StagedEnvelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
+const isStaged = (envelope: Envelope | StagedEnvelope): envelope is StagedEnvelope => typeof (envelope as StagedEnvelope | undefined)?.recipients === "function";
+
+async function transact(session: TransactionSession, envelope: Envelope | StagedEnvelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void, facts: SendFacts): Promise<SendInfo> {
   const stream = Buffer.isBuffer(message) ? undefined : message;
   const staged = isStaged(envelope) ? envelope : undefined;
   const prepared = staged ? staged.prepare(session) : prepareEnvelope(envelope as Envelope, session);
   // Destroyed while queued behind other sends: nothing was written, nothing to undo.
   if (stream?.abortReason) throw stream.abortReason;
   const started = Date.now();
+  facts.phase = "envelope";
+  facts.recipients = prepared.to.map((address) => ({ address }));
   // Counted as it is written (both envelope writers write their first line at once).
   const envelopeNumber = ++session.state.envelopesSent;
   // BDAT: the body starts with the envelope, before its replies are known. A staged
   // envelope is not written in one group, so it sends its body after DATA instead.
   const chunks = session.canChunk && !staged ? bdatChannel(session.queue, session.socket, { chunkSize: session.bdatChunkSize, binary: prepared.binary }) : undefined;
-  const result = await (session.canPipeline && !staged ? pipelinedEnvelope(session, prepared, chunks, chunks && (() => startBody(chunks, message))) : stepwiseEnvelope(session, prepared, staged)).catch((err: unknown) => {
+  const result = await (session.canPipeline && !staged ? pipelinedEnvelope(session, prepared, facts, chunks, chunks && (() => startBody(chunks, message))) : stepwiseEnvelope(session, prepared, facts, staged)).catch((err: unknown) => {
     chunks?.stop();
+    // A small message goes whole ("BDAT n LAST") with its envelope: it may be delivered.
+    if (chunks?.ended()) facts.phase = "final";
     throw err;
   });
   session.state.needsReset = false;
@@ -304,6 +340,7 @@ async function transact(session: TransactionSession, envelope: Envelope | Staged
     channel = dataChannel(session.queue, session.socket, expected);
     startBody(channel, message);
   }
+  facts.phase = "body";
 
   // A whole message (Buffer) has normally ended by now: no race to run. No never-settling
   // placeholder for it either: every race leaves a reaction on a promise that never
@@ -318,6 +355,8 @@ async function transact(session: TransactionSession, envelope: Envelope | Staged
 
   if (outcome.kind !== "ended") {
     channel.stop();
+    // The end of data may have left just before the failure: then the server may have it.
+    if (channel.ended()) facts.phase = "final";
     // An early 4xx/5xx (e.g. 552 over quota mid-transfer) refuses the message. An early
     // positive reply answers nothing we sent (the body is not finished): a broken server,
     // EPROTOCOL and temporary, so a relay retries rather than bounces the message.
@@ -339,8 +378,13 @@ async function transact(session: TransactionSession, envelope: Envelope | Staged
   }
 
   const command = chunks ? "BDAT" : "DATA";
-  const replies = await awaitFinal(session, channel, handOver, refused);
+  facts.phase = "final";
+  // Every final reply is expected by now (BDAT queues them with its last chunk).
+  const settled = facts.recipients!.filter((r) => isPositive(r.rcpt));
+  if (session.lmtp) announceFinals(session, channel.finalReplies, settled, staged ? { from: prepared.from, to: prepared.to } : (envelope as Envelope), stream);
+  const replies = await awaitFinal(session, channel, facts, handOver, refused);
   const messageTime = Date.now() - bodyStarted;
+  if (!session.lmtp) for (const recipient of settled) recipient.final = replies[0];
   const info: SendInfo = {
     accepted: result.accepted,
     rejected: result.rejected,
@@ -349,28 +393,34 @@ async function transact(session: TransactionSession, envelope: Envelope | Staged
     messageTime,
     messageSize: channel.size(),
     ehlo,
+    recipients: recipientOutcomes(facts.recipients!),
   };
   if (result.rejectedErrors.length) info.rejectedErrors = result.rejectedErrors;
 
   if (session.lmtp) {
     // RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
     const delivered: string[] = [];
+    const refusals: SMTPError[] = [];
     replies.forEach((reply, i) => {
       const address = result.accepted[i]!;
       if (isPositive(reply)) delivered.push(address);
       else {
         info.rejected.push(address);
-        (info.rejectedErrors ??= []).push(fromReply("EMESSAGE", `Delivery to <${address}> failed`, reply, command, { recipient: address }));
+        const refusal = fromReply("EMESSAGE", `Delivery to <${address}> failed`, reply, command, { recipient: address });
+        refusals.push(refusal);
+        (info.rejectedErrors ??= []).push(refusal);
       }
     });
     info.accepted = delivered;
     if (delivered.length === 0) {
       refused();
-      const last = replies[replies.length - 1]!;
-      throw fromReply("EMESSAGE", "Message failed for every recipient", last, command, { rejected: info.rejected, rejectedErrors: info.rejectedErrors });
+      // Temporary when any recipient's refusal was (see judgeEnvelope).
+      facts.refusal = replies[refusals.indexOf(speakingRefusal(refusals)!)];
+      throw fromReply("EMESSAGE", "Message failed for every recipient", facts.refusal!, command, { rejected: info.rejected, rejectedErrors: info.rejectedErrors });
     }
   } else if (!isPositive(replies[0])) {
     refused();
+    facts.refusal = replies[0];
     throw fromReply("EMESSAGE", "Message failed", replies[0]!, command);
   }
 

@@ -142,6 +142,30 @@ export interface Envelope {
   dsn?: DSNOptions;
 }
 
+/**
+ * Whether the server may have a message whose send failed (SPEC §6): "not-sent" (it
+ * cannot: refused before or at the envelope, or failed before the end of data left),
+ * "rejected" (refused at its final reply), "unknown" (the end of data was written and no
+ * final reply came: it may have been delivered). Only "not-sent" is safe to retry blindly.
+ */
+export type DeliveryState = "not-sent" | "rejected" | "unknown";
+
+/**
+ * What became of one recipient, decided by the reply that settled it: its RCPT reply when
+ * that refused it, else the final reply (LMTP: its own), else the failure of the whole
+ * send. "deferred" is a temporary refusal (4xx, or a failure a retry may cure).
+ */
+export interface RecipientOutcome {
+  address: string;
+  status: "accepted" | "rejected" | "deferred";
+  /** The deciding reply's code; absent when no reply decided (the connection failed). */
+  responseCode?: number;
+  /** Its RFC 3463 enhanced status code, when the server sent one. */
+  enhancedCode?: string;
+  /** Its text (all lines), or the failure's message when no reply decided. */
+  response?: string;
+}
+
 /** What a completed send reports. */
 export interface SendInfo {
   /** Recipients the server accepted. */
@@ -160,6 +184,8 @@ export interface SendInfo {
   messageSize: number;
   /** EHLO keywords the server advertised. */
   ehlo: string[];
+  /** smtp-wire: one outcome per envelope recipient, in envelope order. */
+  recipients: RecipientOutcome[];
 }
 
 /** OAuth2 credentials for XOAUTH2. */

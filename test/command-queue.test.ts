@@ -41,17 +41,29 @@ test("a line the writer refuses rejects and queues nothing, so later replies sta
   assert.is((await good).text, "noop");
 });
 
-test("failAll rejects every waiting command and every later one, without writing", async () => {
+/** A command's own error for a shared failure: same code and text, its command, the failure as cause. */
+function assertOwnError(got: unknown, shared: SMTPError, command: string): void {
+  assert.instance(got, SMTPError);
+  const err = got as SMTPError;
+  assert.is.not(err, shared, "each command gets its own instance");
+  assert.is(err.code, shared.code);
+  assert.is(err.message, shared.message);
+  assert.is(err.command, command);
+  assert.is(err.temporary, shared.temporary);
+  assert.is(err.cause, shared);
+}
+
+test("failAll rejects every waiting command and every later one, without writing, each with its own error", async () => {
   const written: string[] = [];
   const queue = new CommandQueue((line) => written.push(line));
   const pending = queue.expect("CONN");
-  const err = new SMTPError("ECONNECTION", "gone");
+  const err = new SMTPError("ECONNECTION", "gone", { command: "CONN", temporary: true });
   queue.failAll(err);
-  assert.is(await pending.catch((e) => e), err);
-  assert.is(await queue.send("QUIT", "QUIT").catch((e) => e), err);
+  assertOwnError(await pending.catch((e) => e), err, "CONN");
+  assertOwnError(await queue.send("QUIT", "QUIT").catch((e) => e), err, "QUIT");
   assert.equal(written, []);
   queue.failAll(new SMTPError("ETIMEDOUT", "later"));
-  assert.is(await queue.expect("X").catch((e) => e), err, "the first failure stays");
+  assertOwnError(await queue.expect("X").catch((e) => e), err, "X");
 });
 
 test("a group resolves once, with every reply in order, when its last reply is in", async () => {
@@ -101,8 +113,8 @@ test("a group fails with the connection's error; a refused line stops the group 
   const err = new SMTPError("ECONNECTION", "gone");
   queue.dispatch(reply(250, "mail"));
   queue.failAll(err);
-  assert.is(await dying.catch((e) => e), err);
-  assert.is(await queue.sendGroup([{ command: "RSET", line: "RSET" }]).catch((e) => e), err, "and every later group");
+  assertOwnError(await dying.catch((e) => e), err, "DATA");
+  assertOwnError(await queue.sendGroup([{ command: "RSET", line: "RSET" }]).catch((e) => e), err, "RSET");
 });
 
 test.run();

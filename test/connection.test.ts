@@ -417,7 +417,13 @@ test("a 421 at any point fails with ECONNECTION carrying responseCode 421", asyn
   assert.is(a!.responseCode, 421);
   assert.is(a!.enhancedCode, "4.3.2");
   assert.is(a!.temporary, true);
-  assert.is(b, a, "the queued send gets the same error");
+  // One error per send: the queued one wrote nothing ("API"), the shared 421 is the cause of both.
+  assert.is.not(b, a, "the queued send gets its own error");
+  assert.is(a!.command, "MAIL FROM");
+  assert.is(b!.command, "API");
+  assert.is(b!.responseCode, 421);
+  assert.is(b!.cause, a!.cause);
+  assert.equal([a!.deliveryState, b!.deliveryState], ["not-sent", "not-sent"]);
   await fault.close();
 });
 

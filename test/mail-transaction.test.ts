@@ -46,7 +46,7 @@ for (const pipelining of [true, false]) {
     assert.is(refused.status, "rejected");
     assert.is(refused.responseCode, 550);
     assert.is(refused.enhancedCode, "5.1.1");
-    assert.match(refused.response, /^550 .*User unknown/);
+    assert.match(refused.response!, /^550 .*User unknown/);
     assert.is(refused.error?.code, "EENVELOPE");
     assert.is(refused.error?.recipient, "nobody@example.test");
     assert.is(last.address, "b@example.test");
@@ -55,6 +55,12 @@ for (const pipelining of [true, false]) {
     assert.equal(out.info!.accepted, ["a@example.test", "b@example.test"]);
     assert.equal(out.info!.rejected, ["nobody@example.test"]);
     assert.is(out.info!.rejectedErrors?.[0]?.responseCode, 550);
+    assert.equal(
+      out.info!.recipients.map((r) => [r.address, r.status]),
+      [["a@example.test", "accepted"], ["nobody@example.test", "rejected"], ["b@example.test", "accepted"]],
+    );
+    const { error: _error, ...refusedOutcome } = refused;
+    assert.equal(out.info!.recipients[1], refusedOutcome, "addRecipient() and SendInfo tell the same outcome");
     assert.equal(server.messages[0]!.to, ["a@example.test", "b@example.test"]);
     assert.is(server.messages[0]!.data.toString(), body);
     // The connection goes on as usual afterwards.

@@ -160,7 +160,9 @@ test("send() with a failing Readable rejects with ESTREAM keeping the cause", as
   const err = (await conn.send(env, source).catch((e) => e)) as SMTPError;
   assert.is(err.code, "ESTREAM");
   assert.is(err.cause, cause);
-  assert.is(err.temporary, false);
+  // A source that fails locally (disk, object store) is not a refusal of the message.
+  assert.is(err.temporary, true);
+  assert.is(err.deliveryState, "not-sent");
   const c = await fault.connection();
   await c.whenClosed;
   assert.not.ok(c.received.includes(Buffer.from("\r\n.\r\n")), "no terminator on the wire");

@@ -1,15 +1,17 @@
 /**
  * The fast SMTP sink: the server every client talks to in the benchmarks. It answers
- * EHLO/MAIL/RCPT/DATA at once, batches the replies to one read into one write (as
+ * EHLO/MAIL/RCPT/DATA/BDAT at once, batches the replies to one read into one write (as
  * RFC 2920 lets a server do), and in DATA only counts body bytes, looking for the
- * `\r\n.\r\n` terminator with `indexOf`. It never stores a message, so it is far faster
- * than any client and the figures measure the client.
+ * `\r\n.\r\n` terminator with `indexOf`; a BDAT chunk (RFC 3030) is counted by its
+ * length, and "BDAT n LAST" ends the message. It never stores a message, so it is far
+ * faster than any client and the figures measure the client.
  *
  * For the correctness check it counts, since the last `reset`: messages, body bytes
- * (everything between the 354 and the terminator's `.\r\n`, dot-stuffing kept), optional
+ * (everything between the 354 and the terminator's `.\r\n`, dot-stuffing kept, or the sum of
+ * the BDAT chunks), optional
  * SHA-256 of those bytes, and "flights": reads that arrived after the sink had written
  * a reply since the previous read and that carry part of a transaction (MAIL, RCPT,
- * DATA, RSET or body bytes; the greeting, EHLO and QUIT are counted apart). On a link
+ * DATA, BDAT, RSET or body bytes; the greeting, EHLO and QUIT are counted apart). On a link
  * with delay, flights per message is the number of round trips a client waits for per
  * message.
  *
@@ -17,7 +19,7 @@
  *   → { type: "ready", port }            once listening
  *   ← { type: "reset", hash }            zero the counters; hash the bodies when true
  *   ← { type: "stats" }  → { type: "stats", stats }
- * Left out on purpose: TLS, AUTH, SIZE checks, BDAT. It is not an SMTP server for mail.
+ * Left out on purpose: TLS, AUTH, SIZE checks, BINARYMIME. It is not an SMTP server for mail.
  */
 import { createServer, type Socket } from "node:net";
 import { createHash, type Hash } from "node:crypto";
@@ -27,15 +29,24 @@ export type { SinkStats } from "./sink-control.js";
 
 const TERMINATOR = Buffer.from("\r\n.\r\n");
 const CRLF = Buffer.from("\r\n");
-const EHLO_REPLY = "250-sink.bench\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE 0\r\n";
+const EHLO_REPLY = "250-sink.bench\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE 0\r\n";
+const BDAT = /^BDAT (\d+)( LAST)?$/i;
 const MAX_RECORDED = 64;
 
 const state = answerRunner();
 
-/** One client session: command mode until DATA's 354, then data mode until the terminator. */
+/**
+ * One client session: command mode until DATA's 354, then data mode until the terminator;
+ * or, after a BDAT command, chunk mode for its announced number of bytes.
+ */
 class Session {
   #socket: Socket;
   #inData = false;
+  /** Bytes of the current BDAT chunk still to read. */
+  #chunkLeft = 0;
+  #chunkIsLast = false;
+  /** A BDAT message is under way: its first chunk came, its LAST not yet. */
+  #inChunkedMessage = false;
   /** Unfinished command line bytes (command mode). */
   #line = "";
   /** The last bytes of the previous read in data mode (at most 4), not yet counted. */
@@ -72,10 +83,10 @@ class Session {
   #onData(chunk: Buffer): void {
     const newFlight = this.#repliedSinceRead;
     this.#repliedSinceRead = false;
-    this.#inTransaction = this.#inData;
+    this.#inTransaction = this.#inData || this.#chunkLeft > 0;
     let offset = 0;
     while (offset >= 0 && offset < chunk.length) {
-      offset = this.#inData ? this.#takeData(chunk, offset) : this.#takeCommands(chunk, offset);
+      offset = this.#inData ? this.#takeData(chunk, offset) : this.#chunkLeft > 0 ? this.#takeChunk(chunk, offset) : this.#takeCommands(chunk, offset);
     }
     if (newFlight) {
       if (this.#inTransaction) state.stats.flights++;
@@ -131,9 +142,22 @@ class Session {
           // The CRLF ending "DATA" counts as the line end before an immediate ".\r\n".
           this.#pending = CRLF;
           this.#virtual = 2;
-          this.#bodyBytes = 0;
-          this.#hash = state.hashing ? createHash("sha256") : undefined;
+          this.#startMessage();
           return offset;
+        case "BDAT": {
+          this.#inTransaction = true;
+          const match = BDAT.exec(line);
+          if (!match) {
+            this.#reply("501 5.5.4 Syntax: BDAT size [LAST]\r\n");
+            break;
+          }
+          if (!this.#inChunkedMessage) this.#startMessage();
+          this.#inChunkedMessage = true;
+          this.#chunkLeft = Number(match[1]);
+          this.#chunkIsLast = Boolean(match[2]);
+          if (this.#chunkLeft === 0) return this.#endChunk(offset);
+          return offset;
+        }
         case "QUIT":
           this.#reply("221 2.0.0 Bye\r\n");
           this.#flush();
@@ -177,6 +201,29 @@ class Session {
       this.#pending = merged.subarray(drop);
     }
     return chunk.length;
+  }
+
+  /** Counts the bytes of the current BDAT chunk in `chunk` at `offset`; returns where they end. */
+  #takeChunk(chunk: Buffer, offset: number): number {
+    const end = Math.min(chunk.length, offset + this.#chunkLeft);
+    this.#count(chunk.subarray(offset, end));
+    this.#chunkLeft -= end - offset;
+    return this.#chunkLeft > 0 ? end : this.#endChunk(end);
+  }
+
+  /** The chunk is all in: answer it, or, for "BDAT n LAST", record the message. */
+  #endChunk(end: number): number {
+    if (!this.#chunkIsLast) {
+      this.#reply("250 2.0.0 Ok: chunk\r\n");
+      return end;
+    }
+    this.#inChunkedMessage = false;
+    return this.#finishMessage(end);
+  }
+
+  #startMessage(): void {
+    this.#bodyBytes = 0;
+    this.#hash = state.hashing ? createHash("sha256") : undefined;
   }
 
   #count(part: Buffer): void {

@@ -4,7 +4,8 @@
  *
  * - every operation (connect, login, send, createSendStream, reset, quit) started at that
  *   point, in flight or queued, settles exactly once, with an SMTPError that carries
- *   `code`, `command` and `temporary`;
+ *   `code`, `command` and `temporary`, and for a send its `deliveryState` (the phase's, for
+ *   the send that meets the fault; "not-sent" for the sends queued behind it);
  * - `error` is emitted at most once, and never unhandled (each cell runs once with an
  *   `error` listener and once without; the file's trackUnhandled() catches a crash);
  * - `end` always comes;
@@ -80,12 +81,17 @@ export async function runCell(phase: Phase, fault: FaultName, withErrorListener:
       const err = result.error as SMTPError;
       const wanted = isFirst ? expectation.code : (expectation.queuedCode ?? (expectation.code === "resolves" ? undefined : expectation.code));
       if (wanted) assert.is(err.code, wanted, `${label}: code (message: ${err.message})`);
-      // A reply nobody asked for answers no command: it may be charged to the connection.
-      const command = fault === "reply nobody asked for" ? new RegExp(`${phase.command.source}|^CONN$`) : phase.command;
+      // A reply nobody asked for answers no command: it may be charged to the connection, or
+      // found only when the send has moved on to its next command (each send's error names
+      // where that send was).
+      const command = fault === "reply nobody asked for" ? /./ : phase.command;
       if (isFirst) {
         assert.ok(command.test(err.command!), `${label}: command ${err.command} should match ${command} (${err.code}: ${err.message})`);
         if (expectation.responseCode !== undefined) assert.is(err.responseCode, expectation.responseCode, `${label}: responseCode`);
       }
+      // Every send says whether the server may have its message; nothing else does.
+      const deliveryState = /send/i.test(op.label) ? (isFirst ? (phase.deliveryState ?? "not-sent") : "not-sent") : undefined;
+      assert.is(err.deliveryState, deliveryState, `${label}: deliveryState (${err.code}: ${err.message})`);
       if (op.mustBeDestroyed) assert.ok(op.mustBeDestroyed.destroyed, `${label}: its stream is destroyed, not left paused`);
     });
 

@@ -2,13 +2,14 @@
  * LMTP's end of data gets one reply per accepted recipient (RFC 2033 §4.2), so a fault
  * between those replies leaves the message delivered to some recipients and not to
  * others. What the caller gets then is pinned here (the README's Failure behaviour section says it):
- * the send fails like any fault after the terminator, and the error does not say which
- * recipients already have the message.
+ * the send fails like any fault after the terminator (deliveryState "unknown"), and its
+ * `recipients` say who already has the message: the first recipient "accepted", the
+ * second "deferred" with the failure.
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { SMTPConnection, type SMTPError } from "../../lib/index.js";
-import { startFaultServer, type Step } from "../helpers/fault-server.js";
+import { acceptLmtpEnvelope, startFaultServer, type Step } from "../helpers/fault-server.js";
 import { settlesWithin } from "../helpers/callbacks.js";
 import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
 import { HANG_MS, assertNothingOpen, assertSMTPError } from "./harness.js";
@@ -17,19 +18,7 @@ const unhandled = trackUnhandled();
 const env = { from: "sender@example.test", to: ["first@example.test", "second@example.test"] };
 
 function lmtp(afterFirstReply: Step[]): Step[] {
-  return [
-    { send: "220 lmtp.example.test LMTP\r\n" },
-    { expect: /^LHLO / },
-    { send: "250-lmtp.example.test\r\n250 PIPELINING\r\n" },
-    { expect: /^MAIL FROM/ },
-    { expect: /^RCPT TO/ },
-    { expect: /^RCPT TO/ },
-    { expect: "DATA" },
-    { send: "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n" },
-    { expectData: true },
-    { send: "250 2.0.0 <first@example.test> Saved\r\n" },
-    ...afterFirstReply,
-  ];
+  return [...acceptLmtpEnvelope(2), { expectData: true }, { send: "250 2.0.0 <first@example.test> Saved\r\n" }, ...afterFirstReply];
 }
 
 for (const [fault, steps, code] of [
@@ -46,6 +35,14 @@ for (const [fault, steps, code] of [
     assert.is(err.code, code);
     assert.is(err.command, "DATA");
     assert.is(err.temporary, true);
+    assert.is(err.deliveryState, "unknown");
+    assert.equal(
+      err.recipients!.map((r) => [r.address, r.status]),
+      [
+        ["first@example.test", "accepted"],
+        ["second@example.test", "deferred"],
+      ],
+    );
     const c = await server.connection();
     assert.ok(c.data[0]?.toString().endsWith("\r\n.\r\n"), "the whole message went out: the first recipient has it");
     await server.close();

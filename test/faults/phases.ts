@@ -5,7 +5,7 @@
  */
 import * as assert from "uvu/assert";
 import { PassThrough } from "node:stream";
-import type { SMTPConnection, SMTPError, SMTPConnectionOptions } from "../../lib/index.js";
+import type { DeliveryState, SMTPConnection, SMTPError, SMTPConnectionOptions } from "../../lib/index.js";
 import { acceptEnvelope, ehloReply, greetAndEhlo, type Step } from "../helpers/fault-server.js";
 import { getCerts } from "../helpers/certs.js";
 import { ENVELOPE, HANG_MS, MESSAGE, callbackOp, promiseOp, streamOp, type Op } from "./ops.js";
@@ -29,6 +29,12 @@ export interface Phase {
   start(conn: SMTPConnection): Promise<Op[]>;
   /** Per-fault expectations that differ from the table's defaults. */
   expect?(fault: FaultName): Partial<Expectation> | undefined;
+  /**
+   * The deliveryState of the first operation when it is a send that fails (default
+   * "not-sent": nothing but the envelope or part of the body left). Sends queued behind it
+   * never reach their end of data, so theirs is always "not-sent".
+   */
+  deliveryState?: DeliveryState;
   /** The body was cut: no terminator may follow `bodyStart`. */
   partialBody?: boolean;
   /** Faults that make no sense here (e.g. a reply nobody asked for before TLS). */
@@ -220,6 +226,8 @@ export const PHASES: Record<string, Phase> = {
     prefix: () => [...greetAndEhlo(), ...acceptEnvelope(1), { expectData: true }],
     validReply: "250 2.0.0 Queued\r\n",
     command: /^DATA$/,
+    // The whole message is on the wire and no verdict came: the server may have it.
+    deliveryState: "unknown",
     start: async (conn) => (await conn.connect(), sendOps(conn, promiseOp("send()", conn.send(ENVELOPE, MESSAGE)))),
   },
   reset: {

@@ -28,6 +28,11 @@ interface SourceFault {
   fail(source: Readable): void;
   /** What send() rejects with. */
   message: RegExp;
+  /**
+   * A source that failed locally (disk, object store) may work on a retry; one that emits
+   * something other than bytes is a bug in the caller's code and will not.
+   */
+  temporary: boolean;
 }
 
 const SOURCE_FAULTS: SourceFault[] = [
@@ -37,6 +42,7 @@ const SOURCE_FAULTS: SourceFault[] = [
     make: () => lines(3),
     fail: (source) => source.destroy(new Error("disk read failed")),
     message: /disk read failed/,
+    temporary: true,
   },
   {
     name: "is destroyed mid-message",
@@ -44,6 +50,7 @@ const SOURCE_FAULTS: SourceFault[] = [
     make: () => lines(3),
     fail: (source) => source.destroy(),
     message: /closed before it ended|destroyed|premature/i,
+    temporary: true,
   },
   {
     name: "ends early, closing without 'end' while the envelope is still in flight",
@@ -51,6 +58,7 @@ const SOURCE_FAULTS: SourceFault[] = [
     make: () => lines(0),
     fail: (source) => source.destroy(),
     message: /closed before it ended|destroyed|premature/i,
+    temporary: true,
   },
   {
     name: "emits an object instead of bytes",
@@ -62,6 +70,7 @@ const SOURCE_FAULTS: SourceFault[] = [
     },
     fail: (source) => void (source as PassThrough).write({ not: "bytes" }),
     message: /must be Buffer, Uint8Array or string, got object/,
+    temporary: false,
   },
   {
     name: "emits a number instead of bytes",
@@ -73,6 +82,7 @@ const SOURCE_FAULTS: SourceFault[] = [
     },
     fail: (source) => void (source as PassThrough).write(42),
     message: /got number/,
+    temporary: false,
   },
 ];
 
@@ -150,7 +160,8 @@ for (const fault of SOURCE_FAULTS) {
         assertSMTPError(err, api);
         assert.is((err as SMTPError).code, "ESTREAM");
         assert.is((err as SMTPError).command, "DATA");
-        assert.is((err as SMTPError).temporary, false);
+        assert.is((err as SMTPError).temporary, fault.temporary);
+        assert.is((err as SMTPError).deliveryState, "not-sent", "no terminator left: the server cannot have it");
         assert.match((err as SMTPError).message, fault.message);
       } else {
         assert.ok(out!.destroyed, "the SendStream is destroyed");
@@ -163,6 +174,7 @@ for (const fault of SOURCE_FAULTS) {
       assertSMTPError(queuedErr, "queued send");
       assert.is((queuedErr as SMTPError).code, "ECONNECTION");
       assert.is((queuedErr as SMTPError).temporary, true);
+      assert.is((queuedErr as SMTPError).deliveryState, "not-sent");
       // Never stuck in DATA mode: a later call fails at once.
       const later = await settlesWithin(conn.send(ENVELOPE, MESSAGE).then(() => "resolved", (e: unknown) => e), HANG_MS, "a later send");
       assertSMTPError(later, "later send");

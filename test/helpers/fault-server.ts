@@ -222,6 +222,23 @@ export function acceptPipelinedEnvelope(): Step[] {
   return [{ expect: /^MAIL FROM/ }, { expect: /^RCPT TO/ }, { expect: "DATA" }, { send: "250 ok\r\n250 ok\r\n354 go\r\n" }];
 }
 
+/**
+ * An LMTP server's side up to DATA's 354, pipelined: greeting, LHLO with PIPELINING, then
+ * MAIL FROM, `recipients` RCPT TO and DATA read first and accepted in one write. Follow
+ * with `{ expectData: true }` and one final reply per recipient.
+ */
+export function acceptLmtpEnvelope(recipients = 2): Step[] {
+  return [
+    { send: "220 lmtp.example.test LMTP\r\n" },
+    { expect: /^LHLO / },
+    { send: "250-lmtp.example.test\r\n250 PIPELINING\r\n" },
+    { expect: /^MAIL FROM/ },
+    ...Array.from({ length: recipients }, (): Step => ({ expect: /^RCPT TO/ })),
+    { expect: "DATA" },
+    { send: `250 ok\r\n${"250 ok\r\n".repeat(recipients)}354 go\r\n` },
+  ];
+}
+
 const TERMINATOR = Buffer.from("\r\n.\r\n");
 const EMPTY = Buffer.alloc(0);
 
