@@ -3,10 +3,14 @@
  * git): message files for the large-message and relay cases, in-memory inputs for the
  * encoder, and the 4 KiB message of the many-small case.
  *
- * A message file is CRLF text that ends with CRLF: headers, a text part with a few lines
- * that start with a dot (so dot-stuffing is exercised and checked), then base64 lines up
- * to the requested size, as a large attachment would be. Beside it goes the same message
- * already dot-stuffed, which is what the raw-socket client sends.
+ * A message file is one of three kinds, each ending with a line ending:
+ * - "base64": CRLF headers, a text part with a few lines that start with a dot, then
+ *   base64 lines up to the requested size, as a large attachment would be;
+ * - "text": CRLF text in UTF-8 (multi-byte words among ASCII ones), about 1.5 % of its
+ *   lines starting with a dot, as prose and quoted-printable are;
+ * - "text-lf": the same text with bare LF line ends, as a Unix tool saves an .eml.
+ * Beside it goes the same message already encoded (CRLF, dot-stuffed), which is what the
+ * raw-socket client sends and the fast sink receives.
  */
 import { closeSync, openSync, writeSync } from "node:fs";
 import { createHash } from "node:crypto";
@@ -31,11 +35,14 @@ const WORDS = (
   "pipelining extension status code accepted rejected deferred bounce notification"
 ).split(" ");
 
+/** Words of the "text" files: the ones above and multi-byte UTF-8 ones, about one in five. */
+const UTF8_WORDS = [...WORDS, "Grüße", "naïve", "café", "Straße", "déjà", "vu", "Ærø", "привет", "мир", "日本語", "メール", "ελληνικά", "€"];
+
 /**
  * Text lines of 20 to 78 characters ending with `eol`, exactly `bytes` long (the last line
  * is padded to fit); every `dotEvery`-th line starts with "." (0: none).
  */
-export function textBlock(bytes: number, eol: string, dotEvery: number, seed: number): Buffer {
+export function textBlock(bytes: number, eol: string, dotEvery: number, seed: number, words = WORDS): Buffer {
   const random = seededRandom(seed);
   const lines: string[] = [];
   let size = 0;
@@ -44,13 +51,13 @@ export function textBlock(bytes: number, eol: string, dotEvery: number, seed: nu
     const target = 20 + (random() % 59);
     count++;
     let line = dotEvery > 0 && count % dotEvery === 0 ? "." : "";
-    while (line.length < target) line += (line.length > 1 ? " " : "") + WORDS[random() % WORDS.length];
+    while (line.length < target) line += (line.length > 1 ? " " : "") + words[random() % words.length];
     line += eol;
     lines.push(line);
-    size += line.length;
+    size += Buffer.byteLength(line);
   }
   lines.push("x".repeat(bytes - size - eol.length) + eol);
-  return Buffer.from(lines.join(""), "latin1");
+  return Buffer.from(lines.join(""), "utf8");
 }
 
 /** Base64-alphabet lines of 76 characters + CRLF, `lineCount` of them. */
@@ -90,66 +97,83 @@ export function dotStuff(crlfText: Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
+/** CRLF line ends for text whose lines end with bare LF. */
+function toCRLF(lfText: Buffer): Buffer {
+  return Buffer.from(lfText.toString("latin1").replaceAll("\n", "\r\n"), "latin1");
+}
+
+export type MessageKind = "base64" | "text" | "text-lf";
+export const MESSAGE_KINDS: readonly MessageKind[] = ["base64", "text", "text-lf"];
+
 export interface MessageFile {
+  kind: MessageKind;
   /** The message as a client is given it. */
   path: string;
   bytes: number;
   sha256: string;
-  /** The same message dot-stuffed: what the raw client sends and the sink receives. */
+  /** The same message encoded (CRLF, dot-stuffed): what the raw client sends and the sink receives. */
   stuffedPath: string;
   stuffedBytes: number;
   stuffedSha256: string;
 }
 
-/** Writes a message of exactly `bytes` bytes (and its stuffed twin) into `dir`. */
-export function writeMessageFile(dir: string, bytes: number): MessageFile {
-  const head = Buffer.concat([
-    Buffer.from(
-      "From: Bench Sender <sender@bench.example>\r\nTo: Bench Recipient <rcpt@bench.example>\r\n" +
-        `Subject: benchmark message of ${bytes} bytes\r\nMIME-Version: 1.0\r\n` +
-        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n',
-    ),
-    textBlock(16 * 1024, "\r\n", 25, 7),
-    Buffer.from('\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n'),
-  ]);
-  const tail = Buffer.from("--b--\r\n");
-  const lines = base64Block(64 * 1024, 11); // ~5 MiB of base64 lines, repeated
-  const stuffedHead = dotStuff(head);
-  const path = join(dir, `message-${bytes}.eml`);
-  const stuffedPath = join(dir, `message-${bytes}.stuffed.eml`);
+/** A message's first bytes, and the block repeated (then cut at a line end) to fill it. */
+function messageParts(kind: MessageKind): { head: Buffer; block: Buffer; tail: Buffer; eol: string } {
+  const from = "From: Bench Sender <sender@bench.example>\r\nTo: Bench Recipient <rcpt@bench.example>\r\n";
+  if (kind === "base64") {
+    const head = Buffer.concat([
+      Buffer.from(
+        from + "Subject: benchmark message\r\nMIME-Version: 1.0\r\n" +
+          'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n',
+      ),
+      textBlock(16 * 1024, "\r\n", 25, 7),
+      Buffer.from('\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n'),
+    ]);
+    // ~5 MiB of base64 lines, repeated.
+    return { head, block: base64Block(64 * 1024, 11), tail: Buffer.from("--b--\r\n"), eol: "\r\n" };
+  }
+  const eol = kind === "text" ? "\r\n" : "\n";
+  const head = from + "Subject: benchmark text\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n";
+  // ~4 MiB of text, repeated; one line in 67 starts with a dot (1.5 %).
+  return { head: Buffer.from(head.replaceAll("\r\n", eol)), block: textBlock(4 << 20, eol, 67, 13, UTF8_WORDS), tail: Buffer.alloc(0), eol };
+}
+
+/** Writes a message of one kind, exactly `bytes` bytes (and its encoded twin), into `dir`. */
+export function writeMessageFile(dir: string, bytes: number, kind: MessageKind = "base64"): MessageFile {
+  const { head, block, tail, eol } = messageParts(kind);
+  const encode = (plain: Buffer): Buffer => dotStuff(kind === "text-lf" ? toCRLF(plain) : plain);
+  const path = join(dir, `message-${kind}-${bytes}.eml`);
+  const stuffedPath = join(dir, `message-${kind}-${bytes}.stuffed.eml`);
   const hash = createHash("sha256");
   const stuffedHash = createHash("sha256");
   const fd = openSync(path, "w");
   const stuffedFd = openSync(stuffedPath, "w");
-  const put = (plain: Buffer, stuffed: Buffer): void => {
+  let stuffedBytes = 0;
+  const put = (plain: Buffer, stuffed = encode(plain)): void => {
     writeSync(fd, plain);
     hash.update(plain);
     writeSync(stuffedFd, stuffed);
     stuffedHash.update(stuffed);
+    stuffedBytes += stuffed.length;
   };
-  put(head, stuffedHead);
-  // Fill with whole base64 lines up to the size, then pad the last line so the size is exact.
+  put(head);
+  // Whole blocks (each starts a line), then whole lines of one, then one padded line.
   let remaining = bytes - head.length - tail.length;
   if (remaining < 0) throw new Error(`message size ${bytes} too small`);
-  while (remaining >= lines.length) {
-    put(lines, lines);
-    remaining -= lines.length;
+  const stuffedBlock = encode(block);
+  while (remaining >= block.length) {
+    put(block, stuffedBlock);
+    remaining -= block.length;
   }
-  const whole = remaining - (remaining % 78);
-  if (whole > 0) put(lines.subarray(0, whole), lines.subarray(0, whole));
-  remaining -= whole;
-  if (remaining > 0) {
-    // A short last line: `remaining - 2` base64 characters and CRLF (or just CRLF bytes).
-    const pad = Buffer.alloc(remaining, 0x41);
-    pad[remaining - 1] = 0x0a;
-    if (remaining >= 2) pad[remaining - 2] = 0x0d;
-    put(pad, pad);
-  }
-  put(tail, tail);
+  let cut = block.lastIndexOf(0x0a, remaining - 1) + 1;
+  if (remaining - cut > 0 && remaining - cut < eol.length) cut = block.lastIndexOf(0x0a, cut - 2) + 1;
+  if (cut > 0) put(block.subarray(0, cut));
+  remaining -= cut;
+  if (remaining > 0) put(Buffer.from("x".repeat(remaining - eol.length) + eol));
+  put(tail);
   closeSync(fd);
   closeSync(stuffedFd);
-  const stuffedBytes = bytes + (stuffedHead.length - head.length);
-  return { path, bytes, sha256: hash.digest("hex"), stuffedPath, stuffedBytes, stuffedSha256: stuffedHash.digest("hex") };
+  return { kind, path, bytes, sha256: hash.digest("hex"), stuffedPath, stuffedBytes, stuffedSha256: stuffedHash.digest("hex") };
 }
 
 /** The many-small message: exactly `bytes` of CRLF text with headers, ending with CRLF, no dots. */

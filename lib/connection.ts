@@ -10,12 +10,12 @@
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
-import type { AuthCredentials, Callback, Envelope, Reply, SendInfo, SMTPConnectionOptions } from "./types.js";
+import type { AuthCredentials, Callback, CustomAuthHandler, Envelope, Logger, Reply, SendInfo, SMTPConnectionOptions, TlsInfo } from "./types.js";
 import { badInput, connectionFailure, fromReply, fromSocketError, greetingTimeoutError, protocolError, replyText, SMTPError, REPLY } from "./errors.js";
 import { CommandQueue } from "./command-queue.js";
 import { ReplyPipeline } from "./reply-pipeline.js";
 import { freezeExtensions, readGreeting, sayHello, type Extensions } from "./handshake.js";
-import { openSocket, watchForTlsMismatch } from "./socket.js";
+import { openSocket, serverName, tlsDetails, watchForTlsMismatch } from "./socket.js";
 import { defaultClientName, openOptions, readChunkSize, readTimeout } from "./options.js";
 import { applyTlsPolicy, startTlsInjection, type StartTlsSession } from "./starttls.js";
 import { authenticate, cleartextRefusal } from "./auth/index.js";
@@ -24,7 +24,8 @@ import { SendStream, sendFromSource } from "./send-stream.js";
 import { checkMessage, type MessageInput } from "./message.js";
 import { runTransaction, type StagedEnvelope, type TransactionSession, type TransactionState } from "./transaction.js";
 import { OperationQueue, type Operation } from "./operation-queue.js";
-import { createTranscript, type Transcript } from "./logger.js";
+import { createLevelLogger, createTranscript, type Transcript } from "./logger.js";
+import { VERSION } from "./version.js";
 import { settle } from "./callback.js";
 import { MailTransaction, type TransactionEnvelope } from "./mail-transaction.js";
 import { proxyCommandLines, sendProxyCommand, type XClientAttributes, type XForwardAttributes } from "./xclient.js";
@@ -51,8 +52,24 @@ export class SMTPConnection extends EventEmitter {
   readonly port: number;
   /** Name sent with EHLO/LHLO. */
   readonly name: string;
+  // Nodemailer's public properties, with its meanings (issue 11).
+  /** This package's version. */
+  readonly version = VERSION;
+  /** TLS from the first byte: `secure`, or port 465 without `secure` set. */
+  readonly secureConnection: boolean;
+  /** The `connection` socket given is TLS already (`secured`). */
+  readonly alreadySecured: boolean;
+  /** The TLS server name (SNI and certificate check); false for an IP address. */
+  readonly servername: string | false;
+  readonly allowInternalNetworkInterfaces: boolean;
+  /** A Bunyan-style logger (every level), entries tagged with this connection's id; silent without `logger`. */
+  readonly logger: Required<Logger>;
+  /** The `customAuth` handlers by method name in upper case. */
+  readonly customAuth: Map<string, CustomAuthHandler>;
 
   #extensions: Extensions = new Map();
+  /** The EHLO lines with their parameters, for SendInfo.ehlo (as Nodemailer reports them). */
+  #ehloLines: string[] = [];
   #extensionsView = freezeExtensions(new Map());
   #pipeline: ReplyPipeline | undefined;
   #queue: CommandQueue;
@@ -61,6 +78,7 @@ export class SMTPConnection extends EventEmitter {
   #fatal: SMTPError | undefined;
   #transactionState: TransactionState = { needsReset: false, finalsPending: 0, envelopesSent: 0 };
   #upgradeReady = false;
+  #socketConnected = false;
   #quitting = false;
   #operations = new OperationQueue();
   #sessionView: TransactionSession | undefined;
@@ -88,13 +106,34 @@ export class SMTPConnection extends EventEmitter {
     this.port = port;
     this.host = options.host || "localhost";
     this.secure = options.secure ?? port === 465;
+    this.secureConnection = this.secure;
+    this.alreadySecured = Boolean(options.secured);
     if (options.connection && options.secured) this.secure = true;
+    this.servername = serverName({ host: this.host, servername: options.servername }) ?? false;
+    this.allowInternalNetworkInterfaces = Boolean(options.allowInternalNetworkInterfaces);
+    this.customAuth = new Map(Object.entries(options.customAuth ?? {}).map(([method, handler]) => [method.trim().toUpperCase(), handler]));
     this.name = options.name || defaultClientName();
     this.#transcript = createTranscript(this.id, options.logger, options.debug);
+    this.logger = createLevelLogger(this.id, options.logger);
     this.#queue = new CommandQueue((line, logAs) => this.#writeLine(line, logAs));
     this.#whenDead = new Promise<never>((_, reject) => (this.#died = reject));
     this.#whenDead.catch(() => {});
     this.closed = new Promise((resolve) => (this.#closedWith = resolve));
+  }
+
+  /** "init" until the socket is connected, then "connected" (Nodemailer's `stage`). */
+  get stage(): "init" | "connected" {
+    return this.#socketConnected ? "connected" : "init";
+  }
+
+  /** True once the connection is closed, for whatever reason (Nodemailer's `destroyed`). */
+  get destroyed(): boolean {
+    return this.#state === "closed";
+  }
+
+  /** Cipher, protocol, certificate check and the server's certificate; undefined unless the connection is encrypted. */
+  get tlsInfo(): TlsInfo | undefined {
+    return tlsDetails(this.#pipeline?.socket);
   }
 
   /** EHLO keywords (upper case) to their parameters; read-only. */
@@ -271,6 +310,7 @@ export class SMTPConnection extends EventEmitter {
     // Nagle's algorithm holds a small write (the terminator after the last body chunk, a
     // command after a pipelined group) until the server ACKs the one before, and servers
     // delay that ACK (40 ms on Linux): without this a message costs ~40 ms of idle wire.
+    this.#socketConnected = true;
     socket.setNoDelay(true);
     socket.setTimeout(readTimeout(this.options, "socketTimeout"));
     this.#transcript.info(`Connection established to ${socket.remoteAddress}:${socket.remotePort}`);
@@ -280,8 +320,9 @@ export class SMTPConnection extends EventEmitter {
   }
 
   async #hello(name = this.name): Promise<void> {
-    const { extensions } = await sayHello(this.#queue, name, Boolean(this.options.lmtp));
+    const { extensions, lines } = await sayHello(this.#queue, name, Boolean(this.options.lmtp));
     this.#extensions = extensions;
+    this.#ehloLines = lines;
     this.#extensionsView = freezeExtensions(extensions);
     this.allowsAuth = extensions.has("AUTH");
   }
@@ -412,7 +453,7 @@ export class SMTPConnection extends EventEmitter {
    */
   #transaction(envelope: Envelope | StagedEnvelope, message: SendStream | Buffer): Promise<SendInfo> {
     const open = () => (this.#assertOpen(), this.#session());
-    return this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#extensions.keys()], handOver), true, false);
+    return this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#ehloLines], handOver), true, false);
   }
 
   /** What transactions see of the connection; made again only when the socket, TLS or EHLO changed. */

@@ -49,6 +49,14 @@ export function parseEhlo(reply: Reply): Extensions {
   return extensions;
 }
 
+/**
+ * The EHLO lines after the first, keyword and parameters as the server wrote them
+ * ("SIZE 102400", "AUTH LOGIN PLAIN"): what Nodemailer reports as `SendInfo.ehlo`.
+ */
+export function ehloLines(reply: Reply): string[] {
+  return reply.lines.slice(1).map((line) => line.trim()).filter((line) => line.length > 0);
+}
+
 /** Waits for the 220 greeting; anything else is a refusal (554) or a broken server. */
 export async function readGreeting(queue: CommandQueue): Promise<Reply> {
   const greeting = await queue.expect("CONN");
@@ -57,18 +65,18 @@ export async function readGreeting(queue: CommandQueue): Promise<Reply> {
 }
 
 /** EHLO, falling back to HELO when EHLO is refused; LHLO for LMTP (no fallback). */
-export async function sayHello(queue: CommandQueue, name: string, lmtp: boolean): Promise<{ extensions: Extensions; esmtp: boolean }> {
+export async function sayHello(queue: CommandQueue, name: string, lmtp: boolean): Promise<{ extensions: Extensions; lines: string[]; esmtp: boolean }> {
   if (lmtp) {
     const reply = await queue.send("LHLO", `LHLO ${name}`);
     if (reply.code !== REPLY.OK) throw fromReply("EPROTOCOL", "LHLO failed", reply, "LHLO");
-    return { extensions: parseEhlo(reply), esmtp: true };
+    return { extensions: parseEhlo(reply), lines: ehloLines(reply), esmtp: true };
   }
   const ehlo = await queue.send("EHLO", `EHLO ${name}`);
-  if (ehlo.code === REPLY.OK) return { extensions: parseEhlo(ehlo), esmtp: true };
+  if (ehlo.code === REPLY.OK) return { extensions: parseEhlo(ehlo), lines: ehloLines(ehlo), esmtp: true };
   if (ehlo.code === REPLY.SERVICE_NOT_AVAILABLE) throw fromReply("ECONNECTION", "EHLO failed", ehlo, "EHLO");
   const helo = await queue.send("HELO", `HELO ${name}`);
   if (helo.code !== REPLY.OK) throw fromReply("EPROTOCOL", "HELO failed", helo, "HELO");
-  return { extensions: new Map(), esmtp: false };
+  return { extensions: new Map(), lines: [], esmtp: false };
 }
 
 /** What to do about STARTTLS, by Nodemailer's policy table. */

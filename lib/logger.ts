@@ -33,8 +33,38 @@ const consoleLogger: Logger = {
 
 const silent: Transcript = { info() {}, error() {}, client() {}, server() {} };
 
+function sinkOf(logger: boolean | Logger | undefined): Logger | undefined {
+  return logger === true ? consoleLogger : logger && typeof logger === "object" ? logger : undefined;
+}
+
+/**
+ * The connection's `logger` property, as Nodemailer's `conn.logger`: all six levels, each
+ * entry tagged with the connection id. A level the given logger lacks goes to the nearest
+ * one it has (trace to debug, warn to info, fatal to error); without a logger it is silent.
+ */
+export function createLevelLogger(id: string, logger: boolean | Logger | undefined): Required<Logger> {
+  const sink = sinkOf(logger);
+  const meta = { component: "smtp-wire", sid: id };
+  const level =
+    (name: keyof Logger, fallback: "debug" | "info" | "error") =>
+    (entry?: unknown, ...args: unknown[]): void => {
+      if (!sink) return;
+      const write = (sink[name] ?? sink[fallback]).bind(sink);
+      if (entry !== null && typeof entry === "object" && !(entry instanceof Error)) write({ ...meta, ...entry }, ...args);
+      else write(meta, entry, ...args);
+    };
+  return {
+    trace: level("trace", "debug"),
+    debug: level("debug", "debug"),
+    info: level("info", "info"),
+    warn: level("warn", "info"),
+    error: level("error", "error"),
+    fatal: level("fatal", "error"),
+  };
+}
+
 export function createTranscript(id: string, logger: boolean | Logger | undefined, debug: boolean | undefined): Transcript {
-  const sink: Logger | undefined = logger === true ? consoleLogger : logger && typeof logger === "object" ? logger : undefined;
+  const sink = sinkOf(logger);
   if (!sink) return silent;
   const meta = { component: "smtp-wire", sid: id };
   return {

@@ -11,6 +11,7 @@ import net, { type Socket } from "node:net";
 import os from "node:os";
 import tls, { type ConnectionOptions as TlsConnectionOptions, type TLSSocket } from "node:tls";
 import { plaintextServerError, SMTPError, tlsServerError } from "./errors.js";
+import type { TlsInfo } from "./types.js";
 
 export interface OpenOptions {
   host: string;
@@ -110,6 +111,18 @@ export function openSocket(options: OpenOptions): { socket: Socket; readyEvent: 
     return { socket, readyEvent: "secureConnect" };
   }
   return { socket: raw ?? net.connect({ ...target, autoSelectFamily: true }), readyEvent: "connect" };
+}
+
+/** What a relay logs of an encrypted connection; undefined for a plaintext socket. */
+export function tlsDetails(socket: Socket | undefined): TlsInfo | undefined {
+  if (!(socket instanceof tls.TLSSocket) || !socket.encrypted) return undefined;
+  return {
+    cipher: socket.getCipher(),
+    protocol: socket.getProtocol(),
+    authorized: socket.authorized,
+    authorizationError: socket.authorizationError,
+    peerCertificate: socket.getPeerCertificate(),
+  };
 }
 
 /** Wraps a live plaintext socket in TLS after STARTTLS's 220 (RFC 3207). */

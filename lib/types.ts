@@ -182,7 +182,7 @@ export interface SendInfo {
   messageTime: number;
   /** Bytes sent after 354 up to and including the terminator (after dot-stuffing). */
   messageSize: number;
-  /** EHLO keywords the server advertised. */
+  /** The server's EHLO lines after the first, with their parameters ("SIZE 102400", "AUTH LOGIN PLAIN"), as Nodemailer reports them. */
   ehlo: string[];
   /** smtp-wire: one outcome per envelope recipient, in envelope order. */
   recipients: RecipientOutcome[];
@@ -240,6 +240,20 @@ export interface CustomAuthContext {
 
 /** A customAuth handler; may return a Promise or call resolve/reject. */
 export type CustomAuthHandler = (ctx: CustomAuthContext) => void | Promise<void>;
+
+/** The TLS details of an encrypted connection (`conn.tlsInfo`), as a relay logs them. */
+export interface TlsInfo {
+  /** The negotiated cipher, e.g. { name: "TLS_AES_256_GCM_SHA384", version: "TLSv1.3" }. */
+  cipher: import("node:tls").CipherNameAndProtocol;
+  /** The negotiated protocol, e.g. "TLSv1.3". */
+  protocol: string | null;
+  /** Whether the server's certificate was verified against the trusted CAs. */
+  authorized: boolean;
+  /** Why it was not, when it was not (only possible with `tls.rejectUnauthorized: false`). */
+  authorizationError: Error | undefined;
+  /** The server's certificate. */
+  peerCertificate: import("node:tls").PeerCertificate;
+}
 
 /** Node-style callback. */
 export type Callback<T> = (err: Error | null, result?: T) => void;

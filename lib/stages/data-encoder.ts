@@ -9,23 +9,29 @@
  *   empty: the data starts at a line start, right after the 354), else "\r\n.\r\n".
  * - `bytes` counts every byte pushed, terminator included (SPEC §8 `messageSize`).
  *
- * Speed: typical input is CRLF text with no dot at a line start, so a chunk that needs
- * no change is pushed as it is, not copied. Deciding that is the window scan's job
- * (window-scan.ts: 16 bytes at a time in WebAssembly SIMD, or one native `indexOf(LF)`
- * per line), never a JavaScript loop over bytes. Only after a bare CR (rare in text) is
- * the rest of the chunk scanned here with a CR and an LF cursor. A chunk that needs
- * changes is rebuilt once from its unchanged spans and the inserted bytes, in one
- * exact-size allocation (never a concat per line).
+ * Speed: the input is encoded in windows of at most 64 KiB (window-encoding.ts), each by
+ * WebAssembly SIMD that scans 16 bytes at a time and builds the output in the same pass
+ * (window-simd.ts), or, where that cannot load, by one native `indexOf` per line and one
+ * exact-size rebuild (window-indexof.ts); never a JavaScript loop over bytes. A window that
+ * needs no change (typical CRLF text with no dot at a line start) is pushed as it is, not
+ * copied.
  *
  * With `dotStuffing: false` it only normalises line endings, for a body sent in BDAT
  * chunks (bdat-encoder frames it). Deliberately left out: 8-bit checks, line length limits.
  */
 import { Transform, type TransformOptions } from "readable-stream";
-import { WINDOW, insert, inserts, scanLineFeeds } from "./window-scan.js";
+import { WINDOW, type WindowEncoder } from "./window-encoding.js";
+import { encodeWindowWithSimd } from "./window-simd.js";
+import { encodeWindowWithIndexOf } from "./window-indexof.js";
 
 const CR = 0x0d;
 const LF = 0x0a;
-const DOT = 0x2e;
+
+/** The window encoder in use: WebAssembly SIMD where it loads, else the indexOf scan. */
+const encodeWindow: WindowEncoder = encodeWindowWithSimd ?? encodeWindowWithIndexOf;
+
+/** Which window encoder the encoders use: for the benchmarks' and tests' records. */
+export const windowEncoder: "wasm-simd" | "indexOf" = encodeWindowWithSimd ? "wasm-simd" : "indexOf";
 
 const TERMINATOR = Buffer.from(".\r\n");
 const INSERT_LF = Buffer.from("\n");
@@ -47,14 +53,17 @@ export interface DataEncoderOptions extends TransformOptions {
  */
 export class BodyEncoding {
   readonly #dotStuffing: boolean;
+  readonly #windowEncoder: WindowEncoder;
   /** The next byte starts a line: at the start of the data, and after each CRLF. */
   #atLineStart = true;
   /** The last byte emitted is a CR whose LF may be the first byte of the next chunk. */
   #pendingCR = false;
   #bytes = 0;
 
-  constructor(dotStuffing = true) {
+  /** `windowEncoder` is for the tests, which hold both implementations to the same output. */
+  constructor(dotStuffing = true, windowEncoder: WindowEncoder = encodeWindow) {
     this.#dotStuffing = dotStuffing;
+    this.#windowEncoder = windowEncoder;
   }
 
   /** Bytes emitted so far, after CRLF normalisation and dot-stuffing, terminator included once finished. */
@@ -86,29 +95,12 @@ export class BodyEncoding {
   #encodeWindow(chunk: Buffer, emit: (output: Buffer) => void): void {
     const length = chunk.length;
     if (length === 0) return;
-    inserts.count = 0;
-    let from = 0;
-    let lineStart = this.#atLineStart;
-    if (this.#pendingCR) {
-      // The CR already went out; this chunk's first byte decides whether it was bare.
-      lineStart = true;
-      if (chunk[0] === LF) from = 1;
-      else insert(0, LF);
-    }
-    const firstScanInsert = inserts.count;
-    const bareCR = scanLineFeeds(chunk, from, lineStart, this.#dotStuffing);
-    if (bareCR !== -1) {
-      // Redo from the start of the line holding the first bare CR; inserts before it stand.
-      const restart = Math.max(from, chunk.lastIndexOf(LF, bareCR) + 1);
-      while (inserts.count > firstScanInsert && inserts.at[inserts.count - 1]! >= restart) inserts.count--;
-      scanAll(chunk, restart, restart > from || lineStart, this.#dotStuffing ? DOT : -1);
-    }
-
-    // A CR in the last byte never gets its LF within the chunk, so the last byte says it all.
+    const previous = this.#pendingCR ? CR : this.#atLineStart ? LF : 0;
+    const output = this.#windowEncoder(chunk, previous, this.#dotStuffing);
+    // A CR in the last byte never gets its LF within the window, so the last byte says it all.
     const last = chunk[length - 1];
     this.#pendingCR = last === CR;
     this.#atLineStart = last === LF;
-    const output = inserts.count === 0 ? chunk : rebuild(chunk);
     this.#bytes += output.length;
     emit(output);
   }
@@ -146,57 +138,4 @@ export class DataEncoder extends Transform {
     if (tail) this.push(tail);
     callback();
   }
-}
-
-/**
- * The careful path, from a line start `pos` (after the first bare CR): a CR and an LF
- * cursor, every case. `stuffedByte` is DOT, or -1 (matches nothing) for BDAT.
- */
-function scanAll(chunk: Buffer, pos: number, lineStart: boolean, stuffedByte: number): void {
-  const length = chunk.length;
-  if (lineStart && chunk[pos] === stuffedByte) insert(pos, DOT);
-  let nextCR = chunk.indexOf(CR, pos);
-  let nextLF = chunk.indexOf(LF, pos);
-  while (nextCR !== -1 || nextLF !== -1) {
-    let lineEnd: number;
-    if (nextCR !== -1 && (nextLF === -1 || nextCR < nextLF)) {
-      if (nextCR === length - 1) return; // its LF may come with the next chunk
-      if (chunk[nextCR + 1] === LF) {
-        lineEnd = nextCR + 2;
-      } else {
-        lineEnd = nextCR + 1;
-        insert(lineEnd, LF); // bare CR
-      }
-    } else {
-      lineEnd = nextLF + 1;
-      insert(nextLF, CR); // bare LF
-    }
-    if (chunk[lineEnd] === stuffedByte) insert(lineEnd, DOT);
-    if (nextCR !== -1 && nextCR < lineEnd) nextCR = chunk.indexOf(CR, lineEnd);
-    if (nextLF !== -1 && nextLF < lineEnd) nextLF = chunk.indexOf(LF, lineEnd);
-  }
-}
-
-/**
- * `chunk` with the recorded bytes inserted, in one exact-size allocation. Spans are
- * copied through plain Uint8Array views, which cost less than Buffer slices (measured
- * against copyWithin-in-place and Buffer.concat of slices, both slower).
- */
-function rebuild(chunk: Buffer): Buffer {
-  const { count, at, byte } = inserts;
-  const output = Buffer.allocUnsafe(chunk.length + count);
-  const { buffer, byteOffset } = chunk;
-  let start = 0;
-  let written = 0;
-  for (let i = 0; i < count; i++) {
-    const position = at[i]!;
-    if (position > start) {
-      output.set(new Uint8Array(buffer, byteOffset + start, position - start), written);
-      written += position - start;
-      start = position;
-    }
-    output[written++] = byte[i]!;
-  }
-  if (start < chunk.length) output.set(new Uint8Array(buffer, byteOffset + start, chunk.length - start), written);
-  return output;
 }

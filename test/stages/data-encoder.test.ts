@@ -4,7 +4,9 @@ import fc from "fast-check";
 import { connect } from "node:net";
 import DataStream from "nodemailer/lib/smtp-connection/data-stream.js";
 import { SMTPStream } from "smtp-server/lib/smtp-stream.js";
-import { DataEncoder } from "../../lib/stages/data-encoder.js";
+import { BodyEncoding, DataEncoder } from "../../lib/stages/data-encoder.js";
+import type { WindowEncoder } from "../../lib/stages/window-encoding.js";
+import { encodeWindowWithIndexOf } from "../../lib/stages/window-indexof.js";
 import { LineSplitter } from "../../lib/stages/line-splitter.js";
 import { ReplyDecoder } from "../../lib/stages/reply-decoder.js";
 import type { Reply } from "../../lib/types.js";
@@ -18,7 +20,18 @@ interface Encoded {
   bytes: number;
 }
 
-async function encode(chunks: Iterable<Buffer | string>): Promise<Encoded> {
+/**
+ * The DataEncoder stage with the window encoder in use (WebAssembly SIMD); given
+ * `windowEncoder`, the same encoding driven directly with that one (the fallback).
+ */
+async function encode(chunks: Iterable<Buffer | string>, windowEncoder?: WindowEncoder): Promise<Encoded> {
+  if (windowEncoder) {
+    const encoding = new BodyEncoding(true, windowEncoder);
+    const pushed: Buffer[] = [];
+    for (const chunk of chunks) encoding.encode(typeof chunk === "string" ? Buffer.from(chunk) : chunk, (output) => pushed.push(output));
+    pushed.push(encoding.finish()!);
+    return { output: Buffer.concat(pushed), pushed, bytes: encoding.bytes };
+  }
   const encoder = new DataEncoder();
   const pushed: Buffer[] = [];
   encoder.on("data", (chunk: Buffer) => pushed.push(chunk));
@@ -31,6 +44,12 @@ async function encode(chunks: Iterable<Buffer | string>): Promise<Encoded> {
   await ended;
   return { output: Buffer.concat(pushed), pushed, bytes: encoder.bytes };
 }
+
+/** Both window encoders: the property tests hold each to the reference. */
+const windowEncoders: [string, WindowEncoder | undefined][] = [
+  ["SIMD", undefined],
+  ["indexOf", encodeWindowWithIndexOf],
+];
 
 const latin1 = (text: string): Buffer => Buffer.from(text, "latin1");
 const show = (bytes: Buffer): string => JSON.stringify(bytes.toString("latin1"));
@@ -173,45 +192,65 @@ test("counts every byte pushed in bytes, the terminator included", async () => {
   assert.is(encoder.bytes, "a\r\n..b\r\n.\r\n".length);
 });
 
-test("encodes one write larger than 64 KiB like the same bytes in small chunks", async () => {
-  const random = randomFor("large write");
-  const input = Buffer.concat([randomMessage(random, 50_000), Buffer.alloc(300_000, "\n."), randomMessage(random, 50_000)]);
-  const whole = await encode([input]);
-  const pieces = await encode(splitRandomly(random, input, 4096));
-  assert.ok(whole.output.equals(pieces.output), `outputs differ${seedNote()}`);
-  assert.ok(whole.output.equals(reference(input)), `output is not the reference encoding${seedNote()}`);
-});
+for (const [name, windowEncoder] of windowEncoders) {
+  test(`${name}: encodes one write larger than 64 KiB like the same bytes in small chunks`, async () => {
+    const random = randomFor(`large write ${name}`);
+    const input = Buffer.concat([randomMessage(random, 50_000), Buffer.alloc(300_000, "\n."), randomMessage(random, 50_000)]);
+    const whole = await encode([input], windowEncoder);
+    const pieces = await encode(splitRandomly(random, input, 4096), windowEncoder);
+    assert.ok(whole.output.equals(pieces.output), `outputs differ${seedNote()}`);
+    assert.ok(whole.output.equals(reference(input)), `output is not the reference encoding${seedNote()}`);
+  });
 
-test("gives the reference output for random messages, whatever the chunking (seeded)", async () => {
-  const random = randomFor("any chunking");
-  for (let run = 0; run < 300; run++) {
-    const input = randomMessage(random, random.chance(0.1) ? 300_000 : 2_000);
-    const limit = randomChunkLimit(random);
-    const { output, bytes } = await encode(splitRandomly(random, input, limit));
-    const context = ` (input ${input.length} bytes, chunks up to ${limit})${seedNote()}`;
-    assert.ok(output.equals(reference(input)), `output differs for ${show(input.subarray(0, 200))}${context}`);
-    assert.is(bytes, output.length, `bytes${context}`);
-    checkWireForm(output, context);
-  }
-});
+  test(`${name}: gives the reference output for random messages, whatever the chunking (seeded)`, async () => {
+    const random = randomFor(`any chunking ${name}`);
+    for (let run = 0; run < 300; run++) {
+      const input = randomMessage(random, random.chance(0.1) ? 300_000 : 2_000);
+      const limit = randomChunkLimit(random);
+      const { output, bytes } = await encode(splitRandomly(random, input, limit), windowEncoder);
+      const context = ` (input ${input.length} bytes, chunks up to ${limit})${seedNote()}`;
+      assert.ok(output.equals(reference(input)), `output differs for ${show(input.subarray(0, 200))}${context}`);
+      assert.is(bytes, output.length, `bytes${context}`);
+      checkWireForm(output, context);
+    }
+  });
 
-test("gives the reference output for any bytes and any chunking (fast-check)", async () => {
-  const byte = fc.oneof(fc.constantFrom(0x0d, 0x0a, 0x2e), fc.integer({ min: 0, max: 255 }));
-  await fc.assert(
-    fc.asyncProperty(fc.array(byte, { maxLength: 300 }), fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 20 }), async (bytes, cuts) => {
-      const input = Buffer.from(bytes);
-      const chunks: Buffer[] = [];
-      for (let offset = 0, i = 0; offset < input.length; i++) {
-        chunks.push(input.subarray(offset, offset + cuts[i % cuts.length]!));
-        offset += cuts[i % cuts.length]!;
-      }
-      const { output, bytes: counted } = await encode(chunks);
-      checkWireForm(output, ` for ${show(input)}`);
-      return output.equals(reference(input)) && counted === output.length;
-    }),
-    { seed, numRuns: 1000 },
-  );
-});
+  test(`${name}: gives the reference output for text with dots, bare LF, bare CR and UTF-8, whatever the chunking (seeded)`, async () => {
+    const random = randomFor(`text ${name}`);
+    const lines = ["Grüße aus Köln, ça va ? 世界\n", ".quoted line\r\n", "plain words here\r\n", "bare cr\r", "..two dots\n", ".\r\n", "x\r\n.\r\n"];
+    for (let run = 0; run < 100; run++) {
+      const parts: string[] = [];
+      for (let i = random.int(0, 3000); i > 0; i--) parts.push(random.pick(lines));
+      const input = Buffer.from(parts.join(""), "utf8");
+      const limit = randomChunkLimit(random);
+      const { output, bytes } = await encode(splitRandomly(random, input, limit), windowEncoder);
+      const context = ` (input ${input.length} bytes, chunks up to ${limit})${seedNote()}`;
+      assert.ok(output.equals(reference(input)), `output differs${context}`);
+      assert.is(bytes, output.length, `bytes${context}`);
+      checkWireForm(output, context);
+    }
+  });
+}
+
+for (const [name, windowEncoder] of windowEncoders) {
+  test(`${name}: gives the reference output for any bytes and any chunking (fast-check)`, async () => {
+    const byte = fc.oneof(fc.constantFrom(0x0d, 0x0a, 0x2e), fc.integer({ min: 0, max: 255 }));
+    await fc.assert(
+      fc.asyncProperty(fc.array(byte, { maxLength: 300 }), fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 20 }), async (bytes, cuts) => {
+        const input = Buffer.from(bytes);
+        const chunks: Buffer[] = [];
+        for (let offset = 0, i = 0; offset < input.length; i++) {
+          chunks.push(input.subarray(offset, offset + cuts[i % cuts.length]!));
+          offset += cuts[i % cuts.length]!;
+        }
+        const { output, bytes: counted } = await encode(chunks, windowEncoder);
+        checkWireForm(output, ` for ${show(input)}`);
+        return output.equals(reference(input)) && counted === output.length;
+      }),
+      { seed, numRuns: 1000 },
+    );
+  });
+}
 
 test("matches Nodemailer's DataStream byte for byte on non-empty messages", async () => {
   // Nodemailer ends an empty message with "\r\n.\r\n" (an empty line); we send ".\r\n".
