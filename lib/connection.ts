@@ -507,7 +507,8 @@ export class SMTPConnection extends EventEmitter {
     // write. Returned as is (not awaited here), so its result reaches the caller one
     // promise hop sooner.
     if ("bytes" in checked) return this.#transaction(envelope, checked.bytes);
-    return sendFromSource(checked.source, this.createSendStream(envelope));
+    const stream = new SendStream();
+    return sendFromSource(checked.source, stream, this.#transaction(envelope, stream));
   }
 
   // ---- timers and teardown ---------------------------------------------------------

@@ -62,16 +62,25 @@ export class SendStream extends Writable {
     this.on("pipe", (source: Readable) => this.#watchSource(source));
   }
 
-  /** A piped source that fails, or closes before its end, fails the send with ESTREAM. */
+  /**
+   * A piped source that fails, or closes before its end, fails the send with ESTREAM.
+   * "Before its end" is judged by having seen its 'end' event, not by `readableEnded`: an
+   * old-style stream (legacy Stream with pipe(), as `through` and event-stream make) has
+   * no such property, and closes right after ending.
+   */
   #watchSource(source: Readable): void {
+    let ended = false;
+    const onEnd = () => (ended = true);
     const onError = (err: unknown) =>
       this.destroy(this.#streamError(`Message source failed: ${(err as Error)?.message ?? err}`, { command: "DATA", temporary: true, cause: err }));
     const onClose = () => {
-      if (!source.readableEnded) onError(new Error("source closed before it ended"));
+      if (!ended) onError(new Error("source closed before it ended"));
     };
+    source.on("end", onEnd);
     source.on("error", onError);
     source.on("close", onClose);
     this.once("close", () => {
+      source.off("end", onEnd);
       source.off("error", onError);
       source.off("close", onClose);
     });
@@ -196,21 +205,27 @@ export class SendStream extends Writable {
 }
 
 /**
- * send() with a Readable: pipes `source` into `stream` and resolves with the SendInfo.
- * A failing source fails the send with ESTREAM (the stream watches what is piped into
- * it); a failed send destroys the source, so it is never left paused.
+ * send() with a Readable (or an old-style stream with pipe()): pipes `source` into
+ * `stream` and settles as `sending` (the transaction writing `stream`) does, or at once
+ * when the stream is abandoned (its source failed, even while the send waits its turn).
+ * It never waits for the stream's own events: a stream destroyed without an error (an
+ * old-style pipe() does that when its source closes early) emits no 'error'. A failed send
+ * destroys the source, so it is never left paused.
  */
-export async function sendFromSource(source: Readable, stream: SendStream): Promise<SendInfo> {
-  const result = new Promise<SendInfo>((resolve, reject) => {
-    stream.once("error", reject);
-    stream.once("finish", () => resolve(stream.info!));
-  });
+export async function sendFromSource(source: Readable, stream: SendStream, sending: Promise<SendInfo>): Promise<SendInfo> {
+  sending.catch(() => {});
+  // The failure reaches the caller through the Promise; an 'error' event nobody listens
+  // to would crash the process instead.
+  stream.on("error", () => {});
   source.pipe(stream);
   try {
-    return await result;
+    return await Promise.race([sending, stream.aborted.then((err) => Promise.reject(err))]);
   } catch (err) {
-    source.unpipe(stream);
-    source.destroy();
+    // Only what the source has: an old-style stream has no unpipe() (its pipe() lets go
+    // when the SendStream closes) and may have no destroy(). A TypeError from a missing
+    // method must never replace the send's real error.
+    if (typeof source.unpipe === "function") source.unpipe(stream);
+    if (typeof source.destroy === "function") source.destroy();
     throw err;
   }
 }
