@@ -22,11 +22,12 @@ import { authenticate, cleartextRefusal } from "./auth/index.js";
 import { checkClientName } from "./envelope.js";
 import { SendStream, sendFromSource } from "./send-stream.js";
 import { checkMessage, type MessageInput } from "./message.js";
-import { runTransaction, type StagedEnvelope, type TransactionSession, type TransactionState } from "./transaction.js";
+import { envelopeOf, runTransaction, type StagedEnvelope, type TransactionSession, type TransactionState } from "./transaction.js";
 import { OperationQueue, type Operation } from "./operation-queue.js";
 import { createLevelLogger, createTranscript, type Transcript } from "./logger.js";
 import { VERSION } from "./version.js";
 import { settle } from "./callback.js";
+import { publishCommand, publishReply, traceSend } from "./diagnostics.js";
 import { MailTransaction, type TransactionEnvelope } from "./mail-transaction.js";
 import { proxyCommandLines, sendProxyCommand, type XClientAttributes, type XForwardAttributes } from "./xclient.js";
 
@@ -376,6 +377,7 @@ export class SMTPConnection extends EventEmitter {
     this.lastServerResponse = replyText(reply);
     this.#transcript.server(this.lastServerResponse);
     const command = this.#queue.head;
+    publishReply(this.id, reply, command);
     if (reply.code === REPLY.SERVICE_NOT_AVAILABLE && !this.#quitting) {
       return this.#teardown(fromReply("ECONNECTION", "Server is closing the connection", reply, command ?? "CONN"));
     }
@@ -416,6 +418,7 @@ export class SMTPConnection extends EventEmitter {
       return this.#teardown(protocolError(`Unexpected reply from server with no command pending (before ${line.split(" ")[0]})`, line.split(" ")[0]));
     }
     this.#transcript.client(logAs ?? line);
+    publishCommand(this.id, logAs ?? line);
     this.#pipeline.socket.write(line + "\r\n");
   }
 
@@ -453,7 +456,8 @@ export class SMTPConnection extends EventEmitter {
    */
   #transaction(envelope: Envelope | StagedEnvelope, message: SendStream | Buffer): Promise<SendInfo> {
     const open = () => (this.#assertOpen(), this.#session());
-    return this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#ehloLines], handOver), true, false);
+    const run = () => this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#ehloLines], handOver), true, false);
+    return traceSend(run, () => ({ connectionId: this.id, host: this.host, port: this.port, envelope: envelopeOf(envelope) }));
   }
 
   /** What transactions see of the connection; made again only when the socket, TLS or EHLO changed. */

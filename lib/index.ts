@@ -10,6 +10,7 @@ export { SendStream } from "./send-stream.js";
 export { MailTransaction, type TransactionEnvelope, type RecipientReply } from "./mail-transaction.js";
 export type { XClientAttributes, XForwardAttributes } from "./xclient.js";
 export { SMTPError, type SMTPErrorCode } from "./errors.js";
+export type { SendTrace, CommandMessage, ReplyMessage } from "./diagnostics.js";
 export { LineSplitter } from "./stages/line-splitter.js";
 export { ReplyDecoder } from "./stages/reply-decoder.js";
 export { DataEncoder } from "./stages/data-encoder.js";

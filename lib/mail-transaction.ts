@@ -182,6 +182,11 @@ export class MailTransaction implements StagedEnvelope {
     return this.#abandoned;
   }
 
+  /** @internal */
+  get envelope(): Envelope {
+    return { ...this.#envelope, to: [...(this.#prepared?.to ?? [])] };
+  }
+
   /** The transaction failed (or the connection was lost): everything still waiting gets the error. */
   #fail(err: SMTPError): void {
     this.#failure ??= err;

@@ -85,6 +85,8 @@ export interface StagedEnvelope {
   recipientAnswered(reply: Reply): void;
   /** Why the transaction was abandoned before its body, if it was: it then stops before DATA. */
   readonly abandoned: SMTPError | undefined;
+  /** The envelope as far as it is known (traces, events): the recipients added so far. */
+  readonly envelope: Envelope;
 }
 
 /** A refused RCPT TO as the error reported for that recipient; undefined when it was accepted. */
@@ -290,6 +292,9 @@ function startBody(channel: BodyChannel, message: SendStream | Buffer): void {
 
 const isStaged = (envelope: Envelope | StagedEnvelope): envelope is StagedEnvelope => typeof (envelope as StagedEnvelope | undefined)?.recipients === "function";
 
+/** The envelope of a transaction, whole or staged (as far as it is known). */
+export const envelopeOf = (envelope: Envelope | StagedEnvelope): Envelope => (isStaged(envelope) ? envelope.envelope : envelope);
+
 async function transact(session: TransactionSession, envelope: Envelope | StagedEnvelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void, facts: SendFacts): Promise<SendInfo> {
   const stream = Buffer.isBuffer(message) ? undefined : message;
   const staged = isStaged(envelope) ? envelope : undefined;
@@ -381,7 +386,7 @@ async function transact(session: TransactionSession, envelope: Envelope | Staged
   facts.phase = "final";
   // Every final reply is expected by now (BDAT queues them with its last chunk).
   const settled = facts.recipients!.filter((r) => isPositive(r.rcpt));
-  if (session.lmtp) announceFinals(session, channel.finalReplies, settled, staged ? { from: prepared.from, to: prepared.to } : (envelope as Envelope), stream);
+  if (session.lmtp) announceFinals(session, channel.finalReplies, settled, envelopeOf(envelope), stream);
   const replies = await awaitFinal(session, channel, facts, handOver, refused);
   const messageTime = Date.now() - bodyStarted;
   if (!session.lmtp) for (const recipient of settled) recipient.final = replies[0];

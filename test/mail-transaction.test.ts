@@ -71,6 +71,25 @@ for (const pipelining of [true, false]) {
   });
 }
 
+test("LMTP: each recipient's final reply is announced with the envelope as it was built", async () => {
+  const server = await startServer({ lmtp: true });
+  const conn = await connected(server.port, { lmtp: true });
+  const events: { address: string; to: string[] }[] = [];
+  conn.on("recipient", (outcome: { address: string }, envelope: { to: string[] }) => events.push({ address: outcome.address, to: envelope.to }));
+  const tx = await conn.beginTransaction({ from: "s@example.test" });
+  await tx.addRecipient("a@example.test");
+  await tx.addRecipient("b@example.test");
+  const out = tx.createSendStream();
+  await pipeline(Readable.from([Buffer.from(body)]), out);
+  assert.equal(out.info!.accepted, ["a@example.test", "b@example.test"]);
+  assert.equal(events, [
+    { address: "a@example.test", to: ["a@example.test", "b@example.test"] },
+    { address: "b@example.test", to: ["a@example.test", "b@example.test"] },
+  ]);
+  await conn.quit();
+  await server.close();
+});
+
 test("beginTransaction rejects with EENVELOPE and the reply when MAIL FROM is refused", async () => {
   const server = await startServer({ refuseSenders: ["bad@example.test"] });
   const conn = await connected(server.port);
