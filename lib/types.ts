@@ -194,8 +194,14 @@ export interface OAuth2Credentials {
   accessToken?: string;
   /** Returns a fresh access token; called once when the server refuses the current one. */
   provisionCallback?: (user: string, renew: boolean, cb: (err: Error | null, accessToken?: string) => void) => void;
-  /** Alternative Promise-returning token provider. */
-  getToken?: (renew: boolean) => Promise<string> | string;
+  /**
+   * A token provider: returns the token (or a Promise of it), or calls `callback` with it
+   * as Nodemailer's XOAuth2 object does (`getToken(renew, cb)`). Asked before
+   * `accessToken` is used, since it knows whether that token has expired.
+   */
+  getToken?: ((renew: boolean) => Promise<string> | string) | ((renew: boolean, callback: (err: Error | null, accessToken?: string) => void) => void);
+  /** Nodemailer's XOAuth2 object keeps the user here: used when `user` is not given. */
+  options?: { user?: string };
 }
 
 /** Credentials given to login(). */

@@ -36,7 +36,8 @@ function authError(message: string, reply?: Reply): SMTPError {
 
 /** Normalises Nodemailer's two shapes: `{ user, pass }` and `{ credentials: { user, pass } }`. */
 function credentialsOf(auth: AuthCredentials): { user: string; pass: string } {
-  const user = auth.credentials?.user ?? auth.user ?? auth.oauth2?.user ?? "";
+  // Nodemailer's XOAuth2 object keeps the user in its options.
+  const user = auth.credentials?.user ?? auth.user ?? auth.oauth2?.user ?? auth.oauth2?.options?.user ?? "";
   const pass = auth.credentials?.pass ?? auth.pass ?? "";
   return { user: String(user), pass: String(pass) };
 }
@@ -81,7 +82,8 @@ async function drive(session: AuthSession, mechanism: AuthMechanism): Promise<Re
 }
 
 async function tokenOf(oauth2: OAuth2Credentials, user: string, renew: boolean): Promise<string | undefined> {
-  if (!renew && oauth2.accessToken) return oauth2.accessToken;
+  // A token provider is asked even when a token is at hand: Nodemailer's XOAuth2 object
+  // has both, and only its getToken() knows whether that token has expired.
   if (typeof oauth2.getToken === "function") {
     const getToken = oauth2.getToken as (renew: boolean, cb?: (err: Error | null, token?: string) => void) => unknown;
     return new Promise<string | undefined>((resolve, reject) => {
@@ -89,10 +91,11 @@ async function tokenOf(oauth2: OAuth2Credentials, user: string, renew: boolean):
       if (result !== undefined) Promise.resolve(result).then((token) => resolve(token as string), reject);
     });
   }
+  if (!renew && oauth2.accessToken) return oauth2.accessToken;
   if (typeof oauth2.provisionCallback === "function") {
     return new Promise<string | undefined>((resolve, reject) => oauth2.provisionCallback!(user, renew, (err, token) => (err ? reject(err) : resolve(token))));
   }
-  return renew ? undefined : oauth2.accessToken;
+  return undefined;
 }
 
 async function xoauth2Login(session: AuthSession, auth: AuthCredentials, user: string): Promise<void> {

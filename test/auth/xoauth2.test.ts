@@ -108,10 +108,20 @@ test("provisionCallback: a refused token is renewed once (renew = true) and the 
   });
 });
 
-test("a given accessToken is tried first; the provider is asked only to renew it", async () => {
+test("with both an accessToken and getToken, getToken is asked first (as Nodemailer asks it: only it knows whether the token expired)", async () => {
   await withServer({ users: { [USER]: FRESH } }, async (conn, server) => {
     const { renews, getToken } = tokenProvider(FRESH);
     await conn.login({ user: USER, oauth2: { accessToken: STALE, getToken } });
+    assert.equal(renews, [false]);
+    assert.equal(xoauth2Attempts(server), [true]);
+  });
+});
+
+test("a given accessToken is tried first when only provisionCallback can renew it", async () => {
+  await withServer({ users: { [USER]: FRESH } }, async (conn, server) => {
+    const renews: boolean[] = [];
+    const provisionCallback = (_user: string, renew: boolean, cb: (err: Error | null, token?: string) => void) => (renews.push(renew), cb(null, FRESH));
+    await conn.login({ user: USER, oauth2: { accessToken: STALE, provisionCallback } });
     assert.equal(renews, [true]);
     assert.equal(xoauth2Attempts(server), [false, true]);
   });

@@ -93,7 +93,7 @@ for (const method of ["PLAIN", "LOGIN", "CRAM-MD5"]) {
 
 test("XOAUTH2 with a renewal: neither the refused nor the fresh token is logged or in an error", async () => {
   const { log, err, conn } = await loginLogged(
-    { user: USER, oauth2: { accessToken: TOKEN, getToken: async () => FRESH } },
+    { user: USER, oauth2: { accessToken: TOKEN, getToken: async (renew: boolean) => (renew ? FRESH : TOKEN) } },
     {},
     { [USER]: FRESH },
   );
