@@ -147,6 +147,7 @@ for (const [what, replies, code] of [
     assert.is(err.code, "EENVELOPE");
     assert.is(err.command, code);
     assert.is(err.responseCode, 550);
+    assert.is(err.deliveryState, "not-sent", "the server discarded the message sent with the envelope");
     if (code === "RCPT TO") assert.equal(err.rejected, ["b@example.test"]);
     assert.is((await conn.send(env, "ok")).response, "250 queued");
     conn.close();
@@ -269,6 +270,49 @@ for (const [what, options, extensions] of [
     await fault.close();
   });
 }
+
+test("at most 8 chunks wait for their reply: the source waits beyond that, and goes on as replies come", async () => {
+  const chunk = (n: number): Step[] => Array.from({ length: n }, () => [{ expect: "BDAT 4" }, { expectBytes: 4 }] as Step[]).flat();
+  let unanswered = -1;
+  const fault = await startFaultServer([
+    ...chunkingEnvelope(),
+    ...chunk(1),
+    { send: "250 ok\r\n250 ok\r\n250 chunk\r\n" },
+    ...chunk(8),
+    // A ninth chunk would be here by now if the bound did not hold.
+    { delayMs: 100 },
+    { call: (c) => void (unanswered = c.received.toString("latin1").split("BDAT ").length - 2) },
+    { send: "250 chunk\r\n".repeat(8) },
+    ...chunk(3),
+    { expect: "BDAT 2 LAST" },
+    { expectBytes: 2 },
+    { send: "250 chunk\r\n".repeat(3) + "250 queued\r\n" },
+  ]);
+  const conn = await connected(fault.port, { chunking: true, bdatChunkSize: 4 });
+  // 48 bytes and a CR whose LF the end adds: 12 chunks and BDAT 2 LAST.
+  const info = await settlesWithin(conn.send(env, Readable.from([Buffer.alloc(48, "x"), Buffer.from("\r")])), 5000, "the send");
+  assert.is(unanswered, 8, "chunks the server had while none was answered");
+  assert.is(info.messageSize, 50);
+  assert.is(Buffer.concat((await fault.connection()).data).toString("latin1"), "x".repeat(48) + "\r\n");
+  conn.close();
+  fault.assertNoScriptErrors();
+  await fault.close();
+});
+
+test("a connection lost while chunks are under way fails the send as not sent, with no last chunk written", async () => {
+  const fault = await startFaultServer([...chunkingEnvelope(), { expect: "BDAT 4" }, { expectBytes: 4 }, { send: "250 ok\r\n250 ok\r\n" }, { expect: "BDAT 4" }, { reset: true }]);
+  const conn = await connected(fault.port, { chunking: true, bdatChunkSize: 4 });
+  conn.on("error", () => {});
+  const out = conn.createSendStream(env);
+  out.write("abcdefghij");
+  const err = (await new Promise((resolve) => out.once("error", resolve))) as SMTPError;
+  assert.instance(err, SMTPError);
+  assert.ok(["ECONNECTION", "ESOCKET"].includes(err.code), err.code);
+  assert.is(err.deliveryState, "not-sent");
+  assert.not.match((await fault.connection()).received.toString("latin1"), /LAST/);
+  conn.close();
+  await fault.close();
+});
 
 /** What a BDAT body must be on the wire: every bare CR and LF as CRLF, nothing stuffed. */
 const normalised = (input: Buffer): Buffer => Buffer.from(input.toString("latin1").replace(/\r\n|\r|\n/g, "\r\n"), "latin1");
