@@ -10,7 +10,7 @@
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
-import type { AuthCredentials, Callback, CustomAuthHandler, Envelope, Logger, Reply, SendInfo, SMTPConnectionOptions, TlsInfo } from "./types.js";
+import type { AuthCredentials, Callback, CustomAuthHandler, Envelope, Logger, OperationOptions, Reply, SendInfo, SMTPConnectionOptions, TlsInfo } from "./types.js";
 import { badInput, connectionFailure, fromReply, fromSocketError, greetingTimeoutError, protocolError, replyText, SMTPError, REPLY } from "./errors.js";
 import { CommandQueue } from "./command-queue.js";
 import { ReplyPipeline } from "./reply-pipeline.js";
@@ -20,13 +20,15 @@ import { defaultClientName, openOptions, readChunkSize, readTimeout } from "./op
 import { applyTlsPolicy, startTlsInjection, type StartTlsSession } from "./starttls.js";
 import { authenticate, cleartextRefusal } from "./auth/index.js";
 import { checkClientName } from "./envelope.js";
-import { SendStream, sendFromSource } from "./send-stream.js";
+import { SendStream, sendBytes, sendFromSource } from "./send-stream.js";
 import { checkMessage, type MessageInput } from "./message.js";
 import { envelopeOf, runTransaction, type StagedEnvelope, type TransactionSession, type TransactionState } from "./transaction.js";
 import { OperationQueue, type Operation } from "./operation-queue.js";
 import { createLevelLogger, createTranscript, type Transcript } from "./logger.js";
 import { VERSION } from "./version.js";
 import { settle } from "./callback.js";
+import { abortError, readCallArgs, watchSignal } from "./abort.js";
+import { deliveryState } from "./outcome.js";
 import { publishCommand, publishReply, traceSend } from "./diagnostics.js";
 import { MailTransaction, type TransactionEnvelope } from "./mail-transaction.js";
 import { proxyCommandLines, sendProxyCommand, type XClientAttributes, type XForwardAttributes } from "./xclient.js";
@@ -142,35 +144,50 @@ export class SMTPConnection extends EventEmitter {
     return this.#extensionsView;
   }
 
-  /** Connects, reads the greeting, says EHLO and applies the STARTTLS policy. */
-  connect(): Promise<void>;
+  /**
+   * Connects, reads the greeting, says EHLO and applies the STARTTLS policy. An aborted
+   * `signal` closes the connection.
+   */
+  connect(options?: OperationOptions): Promise<void>;
   connect(callback: Callback<void>): void;
-  connect(callback?: Callback<void>): Promise<void> | void {
-    return settle(this.#connect(), callback, this.#delivered);
+  connect(options: OperationOptions, callback: Callback<void>): void;
+  connect(options?: OperationOptions | Callback<void>, callback?: Callback<void>): Promise<void> | void {
+    return this.#settleCall([options, callback], (signal) => this.#cancellable(signal, "connect()", (begin) => this.#connect(begin)));
   }
 
-  /** Authenticates; resolves once the server said 235. */
-  login(auth: AuthCredentials): Promise<void>;
+  /**
+   * Authenticates; resolves once the server said 235. An aborted `signal` rejects at once;
+   * if AUTH had started, the connection is closed (a SASL exchange has no clean way back).
+   */
+  login(auth: AuthCredentials, options?: OperationOptions): Promise<void>;
   login(auth: AuthCredentials, callback: Callback<void>): void;
-  login(auth: AuthCredentials, callback?: Callback<void>): Promise<void> | void {
-    return settle(this.#enqueue(() => this.#login(auth)), callback, this.#delivered);
+  login(auth: AuthCredentials, options: OperationOptions, callback: Callback<void>): void;
+  login(auth: AuthCredentials, options?: OperationOptions | Callback<void>, callback?: Callback<void>): Promise<void> | void {
+    return this.#settleCall([options, callback], (signal) => this.#cancellable(signal, "login()", (begin) => this.#enqueue(() => this.#login(auth, begin))));
   }
 
-  /** Sends one message (string, Buffer or Readable) and resolves with its SendInfo. */
-  send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable): Promise<SendInfo>;
+  /**
+   * Sends one message (string, Buffer or Readable) and resolves with its SendInfo. See
+   * OperationOptions for what an aborted `signal` does at each point.
+   */
+  send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, options?: OperationOptions): Promise<SendInfo>;
   send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, callback: Callback<SendInfo>): void;
-  send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, callback?: Callback<SendInfo>): Promise<SendInfo> | void {
-    return settle(this.#send(envelope, message), callback, this.#delivered);
+  send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, options: OperationOptions, callback: Callback<SendInfo>): void;
+  send(envelope: Envelope, message: string | Buffer | Uint8Array | Readable, options?: OperationOptions | Callback<SendInfo>, callback?: Callback<SendInfo>): Promise<SendInfo> | void {
+    return this.#settleCall([options, callback], (signal) => this.#send(envelope, message, signal));
   }
 
   /**
    * Starts the envelope now and returns the Writable to pipe the message into. It
    * finishes once the server accepted the message (`stream.info`), or is destroyed with
-   * the SMTPError that stopped it.
+   * the SMTPError that stopped it (an aborted `signal` destroys it as destroy() would,
+   * until its end of data has left).
    */
-  createSendStream(envelope: Envelope): SendStream {
+  createSendStream(envelope: Envelope, options?: OperationOptions): SendStream {
     const stream = new SendStream();
-    this.#transaction(envelope, stream).catch((err: SMTPError) => stream.fail(err));
+    const { signal, refusal } = readCallArgs([options]);
+    if (refusal) stream.destroy(refusal);
+    else this.#startSendStream(envelope, stream, signal, "createSendStream()").catch((err: SMTPError) => stream.fail(err));
     return stream;
   }
 
@@ -274,7 +291,9 @@ export class SMTPConnection extends EventEmitter {
 
   // ---- connection set-up -------------------------------------------------------------
 
-  async #connect(): Promise<void> {
+  /** `begin` is the caller's signal's check (see #cancellable). */
+  async #connect(begin: () => void): Promise<void> {
+    begin();
     if (this.#state !== "new") throw new SMTPError("ECONNECTION", this.#state === "closed" ? "Connection is closed" : "connect() was already called", { command: "API", cause: this.#fatal });
     this.#state = "connecting";
     // Counted (by the operation queue) before the handshake starts: a failure it throws
@@ -480,7 +499,9 @@ export class SMTPConnection extends EventEmitter {
     });
   }
 
-  async #login(auth: AuthCredentials): Promise<void> {
+  /** `begin` is the caller's signal's check (see #cancellable); it runs when the login's turn comes. */
+  async #login(auth: AuthCredentials, begin: () => void): Promise<void> {
+    begin();
     if (!auth || typeof auth !== "object") throw badInput("login() needs an object with user and pass (or oauth2)", "EAUTH", "AUTH");
     if (this.authenticated) throw new SMTPError("EAUTH", "Already authenticated on this connection", { command: "AUTH", temporary: false });
     const refusal = cleartextRefusal({ host: this.host, remoteAddress: this.#pipeline?.socket.remoteAddress, secure: this.secure, allowInsecureAuth: this.options.allowInsecureAuth });
@@ -499,7 +520,30 @@ export class SMTPConnection extends EventEmitter {
     this.authenticated = true;
   }
 
-  #send(envelope: Envelope, message: MessageInput): Promise<SendInfo> {
+  /** Queues the transaction of `stream`, which `signal` abandons until its end of data has left. */
+  #startSendStream(envelope: Envelope, stream: SendStream, signal: AbortSignal | undefined, what: string): Promise<SendInfo> {
+    if (signal?.aborted) {
+      const err = abortError(signal, what, "API", { deliveryState: deliveryState({ phase: "queued" }) });
+      stream.destroy(err);
+      return Promise.reject(err);
+    }
+    if (signal) {
+      const stop = watchSignal(signal, () => {
+        const { phase } = stream;
+        const command = phase === "queued" ? "API" : (this.#queue.head ?? (phase === "body" ? "DATA" : "MAIL FROM"));
+        // Ignored once the end of data left (phase "final"): the server's reply decides then.
+        stream.abort(abortError(signal, what, command, { deliveryState: deliveryState({ phase }) }));
+      });
+      // Gone when the send settles, or when the stream closes without one (destroyed while queued).
+      stream.once("close", stop);
+      const sending = this.#transaction(envelope, stream);
+      sending.then(stop, stop);
+      return sending;
+    }
+    return this.#transaction(envelope, stream);
+  }
+
+  #send(envelope: Envelope, message: MessageInput, signal: AbortSignal | undefined): Promise<SendInfo> {
     let checked: ReturnType<typeof checkMessage>;
     try {
       checked = checkMessage(message);
@@ -509,10 +553,48 @@ export class SMTPConnection extends EventEmitter {
     }
     // The whole message is here: no stream needed, and body and terminator go out in one
     // write. Returned as is (not awaited here), so its result reaches the caller one
-    // promise hop sooner.
-    if ("bytes" in checked) return this.#transaction(envelope, checked.bytes);
+    // promise hop sooner. With a signal it goes through a SendStream, whose abort
+    // handling covers every phase of the send.
+    if (!signal && "bytes" in checked) return this.#transaction(envelope, checked.bytes);
     const stream = new SendStream();
-    return sendFromSource(checked.source, stream, this.#transaction(envelope, stream));
+    const sending = this.#startSendStream(envelope, stream, signal, "send()");
+    return "bytes" in checked ? sendBytes(checked.bytes, stream, sending) : sendFromSource(checked.source, stream, sending);
+  }
+
+  // ---- the public edge -------------------------------------------------------------
+
+  /** Reads a call's trailing `(options?, callback?)`, runs `operation` with the signal, and settles the callback or returns the Promise. */
+  #settleCall<T>(args: unknown[], operation: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> | void {
+    const { signal, callback, refusal } = readCallArgs<T>(args);
+    return settle(refusal ? Promise.reject(refusal) : operation(signal), callback, this.#delivered);
+  }
+
+  /**
+   * Runs an operation that `signal` may cancel; `run` calls `begin` when the operation's
+   * turn comes (begin throws if the signal aborted meanwhile, so nothing is written). An
+   * abort rejects at once: before the turn the operation then does nothing; during it the
+   * connection is closed, as there is no clean way out of a handshake or SASL exchange.
+   * The signal's listener goes when the operation settles.
+   */
+  #cancellable<T>(signal: AbortSignal | undefined, what: string, run: (begin: () => void) => Promise<T>): Promise<T> {
+    if (!signal) return run(() => {});
+    if (signal.aborted) return Promise.reject(abortError(signal, what, "API"));
+    let begun = false;
+    return new Promise<T>((resolve, reject) => {
+      const stop = watchSignal(signal, () => {
+        const err = abortError(signal, what, begun ? (this.#queue.head ?? "CONN") : "API");
+        reject(err);
+        if (begun) this.#teardown(new SMTPError("ECONNECTION", `Connection closed because ${what} was aborted`, { command: err.command, temporary: true, cause: err }), { reported: true });
+      });
+      const begin = () => {
+        if (signal.aborted) throw abortError(signal, what, "API");
+        begun = true;
+      };
+      run(begin).then(
+        (value) => (stop(), resolve(value)),
+        (err: unknown) => (stop(), reject(err)),
+      );
+    });
   }
 
   // ---- timers and teardown ---------------------------------------------------------

@@ -60,7 +60,6 @@ export class MailTransaction implements StagedEnvelope {
   #wake: (() => void) | undefined;
   /** "open" until the body is asked for or the transaction abandoned or failed. */
   #state: "open" | "body" | "closed" = "open";
-  #abandoned: SMTPError | undefined;
   #failure: SMTPError | undefined;
   #opened!: { resolve(tx: MailTransaction): void; reject(err: SMTPError): void };
   /** Resolves with this transaction once MAIL FROM was accepted; rejects with why it was not. */
@@ -115,28 +114,25 @@ export class MailTransaction implements StagedEnvelope {
     // Aborted or failed already: the stream is (or is about to be) destroyed with that error.
     if (this.#state === "closed") return this.#stream;
     this.#state = "body";
-    if (!this.#prepared?.to.length && this.#waiting.length === 0 && !this.#inFlight) this.#abandoned = badInput("No recipients defined", "EENVELOPE");
-    this.#wake?.();
     this.#stream.off("error", ignore);
+    if (!this.#prepared?.to.length && this.#waiting.length === 0 && !this.#inFlight) this.#stream.abort(badInput("No recipients defined", "EENVELOPE"));
+    this.#wake?.();
     return this.#stream;
   }
 
   /**
-   * Abandons the transaction. Before createSendStream() nothing more is written (the
-   * connection sends RSET before its next transaction) and recipients not yet answered
-   * are rejected with `reason`; after it, the stream is destroyed, which closes the
-   * connection without the end of data, so no partial message is delivered.
+   * Abandons the transaction, as destroying its stream would: before any of the body was
+   * written, RSET ends it and the connection goes on (recipients not yet written are
+   * rejected with `reason`); during the body, the connection is closed without the end of
+   * data, so no partial message is delivered. After the end of data, it changes nothing.
    */
   abort(reason?: Error): void {
     const err = reason instanceof SMTPError ? reason : new SMTPError("ESTREAM", `Transaction aborted${reason ? `: ${reason.message}` : ""}`, { command: "API", temporary: false, cause: reason });
-    if (this.#state === "body") {
-      this.#stream.destroy(err);
-      return;
+    if (this.#state === "open") {
+      this.#state = "closed";
+      for (const pending of this.#waiting.splice(0)) pending.reject(err);
     }
-    if (this.#state === "closed") return;
-    this.#state = "closed";
-    this.#abandoned = err;
-    for (const pending of this.#waiting.splice(0)) pending.reject(err);
+    this.#stream.abort(err);
     this.#wake?.();
   }
 
@@ -175,11 +171,6 @@ export class MailTransaction implements StagedEnvelope {
     const pending = this.#inFlight!;
     this.#inFlight = undefined;
     pending.resolve(outcomeOf(pending.address, reply));
-  }
-
-  /** @internal */
-  get abandoned(): SMTPError | undefined {
-    return this.#abandoned;
   }
 
   /** @internal */

@@ -14,7 +14,7 @@
 import { Writable, type Readable } from "node:stream";
 import type { SendInfo } from "./types.js";
 import { SMTPError, type SMTPErrorFields } from "./errors.js";
-import { deliveryState } from "./outcome.js";
+import { deliveryState, type SendPhase } from "./outcome.js";
 
 /** Where the body goes after 354: the body channel, or any Writable stage. */
 export interface BodySink {
@@ -49,6 +49,7 @@ export class SendStream extends Writable {
   #finalDone: Done | undefined;
   #aborted!: (err: SMTPError) => void;
   #settled = false;
+  #begun = false;
   #bodyEnded = false;
   #abortReason: SMTPError | undefined;
   /** Resolves with the reason when the stream is destroyed before the message completed. */
@@ -161,6 +162,30 @@ export class SendStream extends Writable {
     return this.#abortReason;
   }
 
+  /**
+   * How far the send got, in outcome.ts's terms: waiting its turn in the queue, its
+   * envelope on the wire, its body flowing, or its end of data sent ("final": nothing can
+   * take the message back then).
+   */
+  get phase(): SendPhase {
+    return this.#bodyEnded ? "final" : this.#sink ? "body" : this.#begun ? "envelope" : "queued";
+  }
+
+  /** Called by the transaction when its turn came, just before the envelope is written. */
+  begin(): void {
+    this.#begun = true;
+  }
+
+  /**
+   * The caller's AbortSignal fired: abandons the message as destroy() does, unless its end
+   * of data has left already. Then the server may have it, and the send settles with the
+   * server's reply rather than an error that would hide a delivery.
+   */
+  abort(err: SMTPError): void {
+    if (this.#bodyEnded || this.#settled) return;
+    this.destroy(err);
+  }
+
   /** Called by the transaction at 354: the body may flow now. */
   attach(sink: BodySink): void {
     // Destroyed while the envelope was out: not a byte of it may reach the server.
@@ -213,13 +238,10 @@ export class SendStream extends Writable {
  * destroys the source, so it is never left paused.
  */
 export async function sendFromSource(source: Readable, stream: SendStream, sending: Promise<SendInfo>): Promise<SendInfo> {
-  sending.catch(() => {});
-  // The failure reaches the caller through the Promise; an 'error' event nobody listens
-  // to would crash the process instead.
-  stream.on("error", () => {});
+  const result = settledWith(stream, sending);
   source.pipe(stream);
   try {
-    return await Promise.race([sending, stream.aborted.then((err) => Promise.reject(err))]);
+    return await result;
   } catch (err) {
     // Only what the source has: an old-style stream has no unpipe() (its pipe() lets go
     // when the SendStream closes) and may have no destroy(). A TypeError from a missing
@@ -228,4 +250,25 @@ export async function sendFromSource(source: Readable, stream: SendStream, sendi
     if (typeof source.destroy === "function") source.destroy();
     throw err;
   }
+}
+
+/**
+ * send() with the whole message and an AbortSignal: through a SendStream, so an abort is
+ * handled by the one mechanism streams have (see SendStream.abort). Settles as
+ * sendFromSource does.
+ */
+export function sendBytes(bytes: Buffer, stream: SendStream, sending: Promise<SendInfo>): Promise<SendInfo> {
+  const result = settledWith(stream, sending);
+  // Destroyed already (an aborted signal): nothing to write.
+  if (!stream.destroyed) stream.end(bytes);
+  return result;
+}
+
+/** As `sending` settles, or rejects at once when the stream is abandoned. */
+function settledWith(stream: SendStream, sending: Promise<SendInfo>): Promise<SendInfo> {
+  sending.catch(() => {});
+  // The failure reaches the caller through the Promise; an 'error' event nobody listens
+  // to would crash the process instead.
+  stream.on("error", () => {});
+  return Promise.race([sending, stream.aborted.then((err) => Promise.reject(err))]);
 }

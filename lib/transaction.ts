@@ -16,7 +16,8 @@
  * envelope (led by RSET) goes out before this final reply arrives (OperationQueue).
  * A body that cannot be completed (source failed, stream destroyed, server answered
  * early) is never terminated: the connection is closed instead, so no partial message
- * can be delivered.
+ * can be delivered. A message abandoned before its body started ends with RSET, and the
+ * connection goes on, unless DATA's 354 had come (then it is closed as well).
  */
 import type { Socket } from "node:net";
 import type { Envelope, RecipientOutcome, Reply, SendInfo } from "./types.js";
@@ -79,12 +80,10 @@ export interface StagedEnvelope {
   prepare(session: SessionFacts): PreparedEnvelope;
   /** MAIL FROM was accepted: recipients may come now. */
   mailAccepted(): void;
-  /** RCPT TO lines as they are added; ends once the body is asked for or the transaction abandoned. */
+  /** RCPT TO lines as they are added; ends once the body is asked for or the transaction abandoned (its stream destroyed). */
   recipients(): AsyncIterable<string>;
   /** The reply to the RCPT TO last taken from recipients(). */
   recipientAnswered(reply: Reply): void;
-  /** Why the transaction was abandoned before its body, if it was: it then stops before DATA. */
-  readonly abandoned: SMTPError | undefined;
   /** The envelope as far as it is known (traces, events): the recipients added so far. */
   readonly envelope: Envelope;
 }
@@ -188,28 +187,34 @@ async function pipelinedEnvelope(session: TransactionSession, prepared: Prepared
   return judgeEnvelope(prepared, facts, resetReply, mailReply!, rest, dataReply);
 }
 
+/** An envelope left unfinished because its message was abandoned: no error of its own. */
+const ABANDONED: EnvelopeResult = Object.freeze({ accepted: [], rejected: [], rejectedErrors: [], dataOpen: false });
+
 /**
- * One command at a time, stopping at the first thing that makes going on pointless. A
- * staged envelope gives its recipients as they are added and hears each one's reply.
+ * One command at a time, stopping at the first thing that makes going on pointless: a
+ * refusal, or the message being abandoned (then above all before DATA, whose 354 would
+ * leave closing the connection as the only way out). A staged envelope gives its
+ * recipients as they are added and hears each one's reply.
  */
-async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope, facts: SendFacts, staged?: StagedEnvelope): Promise<EnvelopeResult> {
+async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope, facts: SendFacts, abandoned: () => boolean, staged?: StagedEnvelope): Promise<EnvelopeResult> {
   const { queue } = session;
   // finalsPending is non-zero only with pipelining: a staged envelope behind an overlapped send.
   const reset = session.state.needsReset || session.state.finalsPending > 0 ? await queue.send("RSET", "RSET") : undefined;
   if (reset && !isPositive(reset)) return judgeEnvelope(prepared, facts, reset, reset, [], undefined);
+  if (abandoned()) return ABANDONED;
   const mail = await queue.send("MAIL FROM", prepared.mailLine);
   if (!isPositive(mail)) return judgeEnvelope(prepared, facts, reset, mail, [], undefined);
   staged?.mailAccepted();
   const rcpts: Reply[] = [];
   for await (const line of staged?.recipients() ?? prepared.rcptLines) {
+    if (abandoned()) return ABANDONED;
     const reply = await queue.send("RCPT TO", line);
     rcpts.push(reply);
     staged?.recipientAnswered(reply);
   }
   // The staged recipients are known only now.
   if (staged) facts.recipients = prepared.to.map((address) => ({ address }));
-  const abandoned = staged?.abandoned;
-  if (abandoned) return { accepted: [], rejected: [], rejectedErrors: [], dataOpen: false, error: abandoned };
+  if (abandoned()) return ABANDONED;
   if (!rcpts.some(isPositive)) return judgeEnvelope(prepared, facts, reset, mail, rcpts, undefined);
   const data = await queue.send("DATA", "DATA");
   return judgeEnvelope(prepared, facts, reset, mail, rcpts, data);
@@ -239,6 +244,20 @@ async function awaitFinal(session: TransactionSession, channel: BodyChannel, fac
   } finally {
     if (session.canPipeline) session.state.finalsPending--;
   }
+}
+
+/**
+ * The message was abandoned (its stream destroyed, its signal aborted) while its envelope
+ * was out and before any of its body: RSET ends the transaction and the connection goes on
+ * (AUTH, for one, is refused inside a transaction). After DATA's 354 the server takes
+ * every byte as message text and only the end of data leaves that mode, which would
+ * deliver what it got: that case is cut like a body, by closing the connection.
+ */
+async function abandonEnvelope(session: TransactionSession, reason: SMTPError): Promise<never> {
+  const reset = await session.queue.send("RSET", "RSET").catch(() => undefined);
+  // Refused or lost: the next transaction leads with RSET again (or finds the connection closed).
+  session.state.needsReset = !isPositive(reset);
+  throw reason;
 }
 
 /**
@@ -299,8 +318,9 @@ async function transact(session: TransactionSession, envelope: Envelope | Staged
   const stream = Buffer.isBuffer(message) ? undefined : message;
   const staged = isStaged(envelope) ? envelope : undefined;
   const prepared = staged ? staged.prepare(session) : prepareEnvelope(envelope as Envelope, session);
-  // Destroyed while queued behind other sends: nothing was written, nothing to undo.
+  // Destroyed (or aborted) while queued behind other sends: nothing was written, nothing to undo.
   if (stream?.abortReason) throw stream.abortReason;
+  stream?.begin();
   const started = Date.now();
   facts.phase = "envelope";
   facts.recipients = prepared.to.map((address) => ({ address }));
@@ -309,7 +329,8 @@ async function transact(session: TransactionSession, envelope: Envelope | Staged
   // BDAT: the body starts with the envelope, before its replies are known. A staged
   // envelope is not written in one group, so it sends its body after DATA instead.
   const chunks = session.canChunk && !staged ? bdatChannel(session.queue, session.socket, { chunkSize: session.bdatChunkSize, binary: prepared.binary }) : undefined;
-  const result = await (session.canPipeline && !staged ? pipelinedEnvelope(session, prepared, facts, chunks, chunks && (() => startBody(chunks, message))) : stepwiseEnvelope(session, prepared, facts, staged)).catch((err: unknown) => {
+  const abandoned = () => stream?.abortReason !== undefined;
+  const result = await (session.canPipeline && !staged ? pipelinedEnvelope(session, prepared, facts, chunks, chunks && (() => startBody(chunks, message))) : stepwiseEnvelope(session, prepared, facts, abandoned, staged)).catch((err: unknown) => {
     chunks?.stop();
     // A small message goes whole ("BDAT n LAST") with its envelope: it may be delivered.
     if (chunks?.ended()) facts.phase = "final";
@@ -332,6 +353,14 @@ async function transact(session: TransactionSession, envelope: Envelope | Staged
       await closing.catch(() => undefined);
     }
     throw result.error;
+  }
+  // Destroyed (or aborted) while its envelope was out, before a byte of its body went:
+  // RSET ends the transaction. After DATA's 354, or once a BDAT chunk left, it is cut
+  // mid-body below instead.
+  const bodyWritten = result.dataOpen || (chunks !== undefined && (chunks.size() > 0 || chunks.ended()));
+  if (stream?.abortReason && !bodyWritten) {
+    chunks?.stop();
+    return abandonEnvelope(session, stream.abortReason);
   }
 
   const envelopeTime = Date.now() - started;

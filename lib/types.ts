@@ -247,6 +247,20 @@ export interface CustomAuthContext {
 /** A customAuth handler; may return a Promise or call resolve/reject. */
 export type CustomAuthHandler = (ctx: CustomAuthContext) => void | Promise<void>;
 
+/**
+ * smtp-wire: the optional last argument of connect(), login(), send() and
+ * createSendStream() (before the callback, if there is one).
+ */
+export interface OperationOptions {
+  /**
+   * Cancels the operation. Queued or in its envelope, it rejects at once and nothing of
+   * it is delivered; mid-body the connection is closed without the end of data; once the
+   * end of data has left, the abort is ignored and the send settles with the server's reply.
+   * An aborted connect() or login() closes the connection. See the README, "AbortSignal".
+   */
+  signal?: AbortSignal;
+}
+
 /** The TLS details of an encrypted connection (`conn.tlsInfo`), as a relay logs them. */
 export interface TlsInfo {
   /** The negotiated cipher, e.g. { name: "TLS_AES_256_GCM_SHA384", version: "TLSv1.3" }. */
