@@ -274,6 +274,34 @@ test("LMTP: a connection lost between the final replies is unknown, and recipien
   await fault.close();
 });
 
+test("BDAT: a small message sent whole with its envelope, then the connection lost, is unknown (the server may have it)", async () => {
+  const fault = await startFaultServer([...greetAndEhlo(["PIPELINING", "CHUNKING"]), { expect: /^MAIL FROM:/ }, { expect: /^RCPT TO:/ }, { expect: "BDAT 5 LAST" }, { expectBytes: 5 }, { reset: true }]);
+  const conn = await connected(fault.port, { chunking: true });
+  const err = await failureOf(conn.send(env(1), "hello"));
+  assert.is(err.code, "ECONNECTION");
+  assert.is(err.deliveryState, "unknown");
+  await fault.close();
+});
+
+test("BDAT: a chunk refused after the whole body went is rejected, as the reply says", async () => {
+  const fault = await startFaultServer([
+    ...greetAndEhlo(["PIPELINING", "CHUNKING"]),
+    { expect: /^MAIL FROM:/ },
+    { expect: /^RCPT TO:/ },
+    { expect: "BDAT 4" },
+    { expectBytes: 4 },
+    { send: "250 ok\r\n250 ok\r\n" },
+    { expect: "BDAT 1 LAST" },
+    { expectBytes: 1 },
+    { send: "452 4.3.1 Out of storage\r\n503 5.5.1 No transaction\r\n" },
+  ]);
+  const conn = await connected(fault.port, { chunking: true, bdatChunkSize: 4 });
+  const err = await failureOf(conn.send(env(1), "hello"));
+  assert.equal([err.code, err.command, err.responseCode, err.temporary, err.deliveryState], ["EMESSAGE", "BDAT", 452, true, "rejected"]);
+  conn.close();
+  await fault.close();
+});
+
 leakCheckTest(test, unhandled);
 
 test.run();

@@ -23,7 +23,7 @@ import { SMTPConnection, type SMTPError } from "../../lib/index.js";
 import { startFaultServer, type FaultConnection } from "../helpers/fault-server.js";
 import { settlesWithin } from "../helpers/callbacks.js";
 import { assertNoLeaks, type UnhandledTracker } from "../helpers/leak-check.js";
-import { HANG_MS, assertNothingOpen, assertSMTPError } from "./ops.js";
+import { ENVELOPE, HANG_MS, assertNothingOpen, assertSMTPError } from "./ops.js";
 import { defaultExpectation, faultSteps, faultsFor, needsTimeout, type Expectation, type FaultName } from "./faults.js";
 import type { CellContext, Phase } from "./phases.js";
 
@@ -92,6 +92,11 @@ export async function runCell(phase: Phase, fault: FaultName, withErrorListener:
       // Every send says whether the server may have its message; nothing else does.
       const deliveryState = /send/i.test(op.label) ? (isFirst ? (phase.deliveryState ?? "not-sent") : "not-sent") : undefined;
       assert.is(err.deliveryState, deliveryState, `${label}: deliveryState (${err.code}: ${err.message})`);
+      // A send that started (its envelope was checked) names every recipient's outcome;
+      // one that never started ("API") has none to name.
+      if (deliveryState && err.command !== "API") {
+        assert.equal(err.recipients?.map((r) => r.address), ENVELOPE.to, `${label}: recipients (${err.code}: ${err.message})`);
+      }
       if (op.mustBeDestroyed) assert.ok(op.mustBeDestroyed.destroyed, `${label}: its stream is destroyed, not left paused`);
     });
 

@@ -57,6 +57,7 @@ for (const pipelining of [false, true]) {
     assertSMTPError(err, "stalled send");
     assert.is(err.code, "ETIMEDOUT");
     assert.is(err.command, "DATA");
+    assert.is(err.deliveryState, "not-sent", "the body never ended: the server cannot have it");
     assert.ok(source.destroyed, "the source is destroyed, not left paused");
     const c = await server.connection();
     const inFlight = source.produced - c.received.length;
@@ -66,6 +67,7 @@ for (const pipelining of [false, true]) {
     const queuedErr = (await queued) as SMTPError;
     assertSMTPError(queuedErr, "queued send");
     assert.is(queuedErr.code, "ETIMEDOUT");
+    assert.is(queuedErr.deliveryState, "not-sent");
     assert.not.ok(c.received.includes("\r\n.\r\n"), "no terminator");
     await new Promise((resolve) => setImmediate(resolve));
     assert.is(ends, 1);
