@@ -15,5 +15,6 @@ export { LineSplitter } from "./stages/line-splitter.js";
 export { ReplyDecoder } from "./stages/reply-decoder.js";
 export { DataEncoder } from "./stages/data-encoder.js";
 export { BdatEncoder } from "./stages/bdat-encoder.js";
+export { SMTPPool, PoolSendStream, type PoolLease, type PoolOptions } from "./pool/index.js";
 export type * from "./types.js";
 export default SMTPConnection;

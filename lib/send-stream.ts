@@ -186,7 +186,7 @@ export class SendStream extends Writable {
     this.destroy(err);
   }
 
-  /** Called by the transaction at 354: the body may flow now. */
+  /** Called by the transaction at 354 (or once BDAT may start): the body may flow now; emits 'ready'. */
   attach(sink: BodySink): void {
     // Destroyed while the envelope was out: not a byte of it may reach the server.
     if (this.#abortReason) return;
@@ -195,6 +195,9 @@ export class SendStream extends Writable {
     this.#held = undefined;
     if (held) this.#forward(held.chunk, held.done);
     if (this.#finalDone) this.#endBody();
+    // A pool holds a message back until its connection's server takes the body, so that a
+    // send that never reached this point can go out on another connection (lib/pool/).
+    this.emit("ready");
   }
 
   /** Called by the transaction after the final reply accepted the message. */

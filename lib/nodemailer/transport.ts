@@ -1,0 +1,192 @@
+/**
+ * A Nodemailer transport backed by SMTPPool, so a Nodemailer user switches with one line:
+ *
+ *   nodemailer.createTransport(smtpWire({ host, auth, pool: { maxConnections: 5 } }))
+ *
+ * Nodemailer composes the message; this transport streams it from
+ * `mail.message.createReadStream()` into the pool's createSendStream(), opened only once
+ * the send has a connection, so a large attachment goes out in constant memory and a send
+ * waiting in line holds nothing. `info` has Nodemailer's shape (envelope, messageId,
+ * accepted, rejected, rejectedErrors, response, ...) plus everything smtp-wire's SendInfo
+ * carries; errors are smtp-wire's SMTPErrors (with deliveryState).
+ *
+ * Nothing here imports Nodemailer: it calls us through the transport interface
+ * (`send(mail, callback)`, `verify`, `close`, `isIdle`, events 'idle' and 'error'), and the
+ * types below describe only the part of its mail object we read.
+ *
+ * Deliberately left out: Nodemailer's `service`/`url` shortcuts and proxies (give host and
+ * port), and OAuth2 token refreshing (give an accessToken, or a pass).
+ */
+import { EventEmitter } from "node:events";
+import type { Readable } from "node:stream";
+import { SMTPPool } from "../pool/pool.js";
+import type { PoolOptions } from "../pool/options.js";
+import type { PoolSendStream } from "../pool/pool-send-stream.js";
+import { VERSION } from "../version.js";
+import type { AuthCredentials, DSNOptions, Envelope, SendInfo } from "../types.js";
+
+/** Nodemailer's `dsn` option: its own names (id, return, recipient) or SMTPConnection's (envid, ret, orcpt). */
+export interface NodemailerDsn {
+  id?: string;
+  envid?: string;
+  return?: string;
+  ret?: string;
+  notify?: string | string[];
+  recipient?: string;
+  orcpt?: string;
+}
+
+/** What the transport reads of Nodemailer's mail object (its MailMessage). */
+export interface NodemailerMail {
+  /** The sendMail() options; only `dsn`, `signal` and `requireTLSExtensionEnabled` are read. */
+  data: object;
+  message: {
+    getEnvelope(): { from: string | false; to: string[] };
+    messageId(): string;
+    createReadStream(): Readable;
+  };
+}
+
+/** Nodemailer's `auth` option, as its SMTP transport takes it. */
+export interface NodemailerAuth {
+  user?: string;
+  pass?: string;
+  /** Force a method: PLAIN, LOGIN, CRAM-MD5, XOAUTH2. */
+  method?: string;
+  /** "login" (default) or "oauth2" (with accessToken). */
+  type?: string;
+  accessToken?: string;
+}
+
+/** Pool settings, under `pool` or at the top level as Nodemailer's pooled transport takes them. */
+export type PoolSettings = Pick<PoolOptions, "maxConnections" | "maxMessages" | "rateLimit" | "rateDelta" | "idleTimeout" | "maxRequeues" | "maxQueued">;
+
+/** What smtpWire() takes: connection options, Nodemailer's `auth`, and the pool's settings. */
+export interface SmtpWireTransportOptions extends Omit<PoolOptions, "auth"> {
+  auth?: NodemailerAuth;
+  /** The pool's settings (`true` or absent: the defaults; top-level settings apply too). */
+  pool?: boolean | PoolSettings;
+}
+
+/** What sendMail() resolves with: Nodemailer's info, plus smtp-wire's SendInfo fields. */
+export interface SmtpWireSentMessageInfo extends SendInfo {
+  envelope: { from: string; to: string[] };
+  messageId: string;
+}
+
+function authOf(auth: NodemailerAuth | undefined): AuthCredentials | undefined {
+  if (!auth || (!auth.user && !auth.pass && !auth.accessToken)) return undefined;
+  if (String(auth.type ?? "").toUpperCase() === "OAUTH2" || auth.accessToken) {
+    return { user: auth.user, method: "XOAUTH2", oauth2: { user: auth.user, accessToken: auth.accessToken } };
+  }
+  return { user: auth.user ?? "", pass: auth.pass ?? "", method: auth.method };
+}
+
+/** The DSN parameters in smtp-wire's names; RET takes Nodemailer's spellings too. */
+function dsnOf(dsn: NodemailerDsn): DSNOptions {
+  const ret = String(dsn.ret ?? dsn.return ?? "").toUpperCase();
+  return {
+    ret: ret === "HEADERS" ? "HDRS" : ret === "BODY" ? "FULL" : ret || undefined,
+    envid: dsn.envid ?? dsn.id,
+    notify: dsn.notify,
+    orcpt: dsn.orcpt ?? dsn.recipient,
+  };
+}
+
+/**
+ * Nodemailer's AbortError (name, code), saying also what became of the message: an abort
+ * stops a message before its end of data (not-sent), or comes too late to stop it (unknown).
+ */
+function abortError(signal: AbortSignal, stream: PoolSendStream): Error {
+  const deliveryState = stream.handedOver && stream.writableEnded ? "unknown" : "not-sent";
+  return Object.assign(new Error("Message sending aborted", { cause: signal.reason }), { name: "AbortError", code: "EABORT", deliveryState });
+}
+
+export class SmtpWireTransport extends EventEmitter {
+  /** Shown in Nodemailer's logs. */
+  readonly name = "smtp-wire";
+  readonly version = VERSION;
+  /** sendMail({ signal }) is honoured while the message waits and while it is sent. */
+  readonly supportsAbortSignal = true;
+  /** Nodemailer's Mail object, set when it wraps the transport (typed loosely: no Nodemailer types here). */
+  mailer?: any;
+  readonly pool: SMTPPool;
+
+  constructor(options: SmtpWireTransportOptions = {}) {
+    super();
+    const { pool, auth, ...rest } = options;
+    this.pool = new SMTPPool({ ...rest, ...(typeof pool === "object" ? pool : {}), auth: authOf(auth) });
+    this.pool.on("idle", () => this.emit("idle"));
+  }
+
+  /** Nodemailer's transport entry point: sends one composed mail; `callback` is called once. */
+  send(mail: NodemailerMail, callback: (err: Error | null, info?: SmtpWireSentMessageInfo) => void): void {
+    const data = mail.data as { dsn?: NodemailerDsn; signal?: AbortSignal; requireTLSExtensionEnabled?: boolean };
+    const signal = data.signal;
+    let finished = false;
+    let source: Readable | undefined;
+    const finish = (err: Error | null, info?: SmtpWireSentMessageInfo): void => {
+      if (finished) return;
+      finished = true;
+      signal?.removeEventListener("abort", onAbort);
+      callback(err, info);
+    };
+    let envelope: Envelope & { from: string; to: string[] };
+    let messageId: string;
+    try {
+      const { from, to } = mail.message.getEnvelope();
+      envelope = { from: from || "", to: [...to] };
+      if (data.dsn) envelope.dsn = dsnOf(data.dsn);
+      if (data.requireTLSExtensionEnabled) envelope.requireTLS = true;
+      messageId = mail.message.messageId();
+    } catch (err) {
+      return finish(err as Error);
+    }
+    const stream = this.pool.createSendStream(envelope);
+    const onAbort = (): void => {
+      stream.destroy(abortError(signal!, stream));
+    };
+    // Opened once the send has a connection: a mail waiting in line holds nothing.
+    stream.once("dispatch", () => {
+      source = mail.message.createReadStream();
+      source.pipe(stream);
+    });
+    stream.once("finish", () => finish(null, { ...stream.info!, envelope: { from: envelope.from, to: envelope.to }, messageId }));
+    stream.once("error", (err) => {
+      source?.unpipe(stream);
+      source?.destroy();
+      finish(signal?.aborted ? abortError(signal, stream) : err);
+    });
+    if (signal) {
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+    }
+  }
+
+  /** Connects, logs in and says QUIT on one connection apart from the pool. */
+  verify(): Promise<true>;
+  verify(callback: (err: Error | null, success?: true) => void): void;
+  verify(callback?: (err: Error | null, success?: true) => void): Promise<true> | void {
+    return callback ? this.pool.verify(callback) : this.pool.verify();
+  }
+
+  /** True when a mail sent now would be queued at once. */
+  isIdle(): boolean {
+    return this.pool.isIdle();
+  }
+
+  /** Messages not finished yet (queued or being sent). */
+  pendingCount(): number {
+    return this.pool.pendingCount();
+  }
+
+  /** Closes the pool (see SMTPPool.close); resolves once every connection is closed. */
+  close(options?: { force?: boolean }): Promise<void> {
+    return this.pool.close(options);
+  }
+}
+
+/** Makes the transport object for `nodemailer.createTransport()`. */
+export function smtpWire(options: SmtpWireTransportOptions = {}): SmtpWireTransport {
+  return new SmtpWireTransport(options);
+}

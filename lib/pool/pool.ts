@@ -1,0 +1,568 @@
+/**
+ * SMTPPool: many messages to one destination over a few long-lived connections (issue 12).
+ *
+ * Sends wait in one queue (at most `maxQueued`; beyond it a send waits for room before it
+ * is queued). The pump hands each to the least busy connection; up to two ride one
+ * connection at a time on its own queue, so the next envelope goes out behind the previous
+ * message's terminator (one round trip a message). Every message start passes the shared
+ * sliding rate limit. A connection is replaced after `maxMessages` and says QUIT after
+ * `idleTimeout` with nothing to do.
+ *
+ * When a connection dies, each of its sends reports its own outcome; the ones that cannot
+ * have reached the server go out again on another connection (requeue.ts says which). A
+ * server that turns connections away (421, "too many connections") gets fewer for a while.
+ *
+ * The pool never emits 'error': every failure belongs to a send, a verify() or an
+ * acquire(), and reaches it. 'idle' means there is room for more sends; 'end' follows
+ * close() once every connection is closed.
+ *
+ * Deliberately left out: several destinations, scheduling retries of refused messages
+ * (the caller's queue does that), and message composition.
+ */
+import { EventEmitter } from "node:events";
+import type { Readable } from "node:stream";
+import { SMTPConnection } from "../connection.js";
+import { SMTPError } from "../errors.js";
+import { settle } from "../callback.js";
+import { checkMessage, type MessageInput } from "../message.js";
+import type { Callback, Envelope, SendInfo } from "../types.js";
+import { Fifo } from "./fifo.js";
+import { connectionOptionsOf, readPoolLimits, type PoolLimits, type PoolOptions } from "./options.js";
+import { PoolConnection } from "./pool-connection.js";
+import { PoolSendStream } from "./pool-send-stream.js";
+import { SlidingRateLimit } from "./rate-limit.js";
+import { isTooManyConnections, mayRequeue, notSent, requeueDelay } from "./requeue.js";
+
+/**
+ * Sends one connection carries at a time. Two is what overlapping needs: one message
+ * waiting for its final reply while the next one's envelope and body go out behind it.
+ */
+const SENDS_PER_CONNECTION = 2;
+/** How long concurrency stays lowered after a server turned a connection away. */
+const CONCURRENCY_COOLDOWN_MS = 30_000;
+
+/** A connection lent to a caller by acquire(). */
+export interface PoolLease {
+  /** The connection, connected and logged in; use it as any SMTPConnection. */
+  readonly connection: SMTPConnection;
+  /**
+   * Gives the connection back: the pool uses it again, or with `{ close: true }` (say, after
+   * XCLIENT changed who the session speaks for) it says QUIT. Calling it again does nothing.
+   */
+  release(options?: { close?: boolean }): void;
+}
+
+interface Job {
+  envelope: Envelope;
+  message: Buffer | PoolSendStream;
+  /** Attempts that failed with the message not sent because the connection died. */
+  attempts: number;
+  settled: boolean;
+  /** Set while it waits out a backoff before going back in the queue. */
+  backoff?: NodeJS.Timeout;
+  /** Set while it runs: stops it (the caller destroyed its stream). */
+  cancel?: (reason: SMTPError) => void;
+  resolve(info: SendInfo): void;
+  reject(err: Error): void;
+}
+
+interface LeaseWaiter {
+  resolve(lease: PoolLease): void;
+  reject(err: Error): void;
+}
+
+/**
+ * A streamed send waiting for room: its stream is made only once it gets a place in line,
+ * so a hundred thousand of them cost a few objects each, not a Writable each.
+ */
+interface Deferred {
+  start(): void;
+  fail(err: SMTPError): void;
+}
+
+export class SMTPPool extends EventEmitter {
+  readonly options: PoolOptions;
+  readonly limits: PoolLimits;
+  #connectionOptions;
+  #rate: SlidingRateLimit;
+  #connections = new Set<PoolConnection>();
+  /** Sends with a place in line, at most maxQueued. */
+  #queue = new Fifo<Job>();
+  /** Sends waiting for room in the queue. */
+  #waiting = new Fifo<Job | Deferred>();
+  /** Sends waiting out a backoff before going back in the queue. */
+  #backingOff = new Set<Job>();
+  #leaseWaiters = new Fifo<LeaseWaiter>();
+  #pending = 0;
+  /** Connections allowed now: maxConnections, lowered for a while after a server refused one. */
+  #limit: number;
+  #closed = false;
+  #wasIdle = true;
+  #rateTimer: NodeJS.Timeout | undefined;
+  #openTimer: NodeJS.Timeout | undefined;
+  #cooldownTimer: NodeJS.Timeout | undefined;
+  #openFailures = 0;
+  #openBlockedUntil = 0;
+  #ended = false;
+  #whenEnded: Promise<void>;
+  #resolveEnded!: () => void;
+
+  constructor(options: PoolOptions = {}) {
+    super();
+    this.options = { ...options };
+    this.limits = readPoolLimits(options);
+    this.#connectionOptions = connectionOptionsOf(options);
+    this.#rate = new SlidingRateLimit(this.limits.rateLimit, this.limits.rateDelta);
+    this.#limit = this.limits.maxConnections;
+    this.#whenEnded = new Promise((resolve) => (this.#resolveEnded = resolve));
+    // As Nodemailer's pool: a new pool has room, and says so once listeners are attached.
+    setImmediate(() => {
+      if (this.isIdle()) this.emit("idle");
+    });
+  }
+
+  /** Sends one message (string, Buffer or Readable) over a pooled connection; resolves with its SendInfo. */
+  send(envelope: Envelope, message: MessageInput): Promise<SendInfo>;
+  send(envelope: Envelope, message: MessageInput, callback: Callback<SendInfo>): void;
+  send(envelope: Envelope, message: MessageInput, callback?: Callback<SendInfo>): Promise<SendInfo> | void {
+    return settle(this.#send(envelope, message), callback);
+  }
+
+  /**
+   * A Writable for one message, as a connection's createSendStream(): it finishes once the
+   * server accepted the message (`stream.info`) or is destroyed with the SMTPError. It
+   * takes bytes only once it has a connection (before that, write() returns false past its
+   * highWaterMark), and emits 'dispatch' each time it is given one.
+   */
+  createSendStream(envelope: Envelope): PoolSendStream {
+    if (this.#closed) {
+      const stream = new PoolSendStream();
+      stream.fail(notSent("The pool is closed"));
+      return stream;
+    }
+    return this.#streamJob(envelope);
+  }
+
+  /**
+   * Lends one connection for a while (a relay's upstream session, say), counted against
+   * maxConnections; the pool sends nothing over it until release(). Resolves once a
+   * connection is free or opened; rejects with the reason when none could be opened.
+   */
+  acquire(): Promise<PoolLease> {
+    if (this.#closed) return Promise.reject(notSent("The pool is closed"));
+    return new Promise<PoolLease>((resolve, reject) => {
+      this.#leaseWaiters.push({ resolve, reject });
+      this.#pump();
+    });
+  }
+
+  /** Opens one connection apart from the pool, logs in, says QUIT; resolves true. */
+  verify(): Promise<true>;
+  verify(callback: Callback<true>): void;
+  verify(callback?: Callback<true>): Promise<true> | void {
+    const check = async (): Promise<true> => {
+      const probe = new PoolConnection(this.#connectionOptions, () => {});
+      try {
+        await probe.open(this.options.auth, Boolean(this.options.forceAuth));
+      } catch (err) {
+        probe.destroy();
+        throw err;
+      }
+      await probe.connection.quit();
+      return true;
+    };
+    return settle(check(), callback);
+  }
+
+  /**
+   * Closes the pool. Waiting sends and leases fail `not-sent` at once; sends already on a
+   * connection finish, then each connection says QUIT (a lent one once it is released).
+   * With `force`, connections close now and their sends fail too. Resolves once every
+   * connection is closed ('end').
+   */
+  close(options: { force?: boolean } = {}): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      for (const timer of [this.#rateTimer, this.#openTimer, this.#cooldownTimer]) if (timer) clearTimeout(timer);
+      const closed = (what: string) => notSent(`The pool was closed before ${what}`);
+      for (const job of [...this.#waiting.drain(), ...this.#queue.drain(), ...this.#backingOff]) {
+        if ("start" in job) job.fail(closed("the message was sent"));
+        else {
+          if (job.backoff) clearTimeout(job.backoff);
+          this.#settle(job, closed("the message was sent"));
+        }
+      }
+      this.#backingOff.clear();
+      for (const waiter of this.#leaseWaiters.drain()) waiter.reject(closed("a connection was free"));
+    }
+    for (const pc of this.#connections) {
+      if (options.force || pc.state === "opening") pc.destroy();
+      else pc.retire();
+    }
+    this.#endIfDone();
+    return this.#whenEnded;
+  }
+
+  /** True when a send made now would be queued at once (room for more); false once closed. */
+  isIdle(): boolean {
+    return !this.#closed && this.#hasRoom();
+  }
+
+  /** Sends not settled yet: waiting for room, queued, backing off, or on a connection. */
+  pendingCount(): number {
+    return this.#pending;
+  }
+
+  // ---- admitting sends ---------------------------------------------------------------
+
+  #send(envelope: Envelope, message: MessageInput): Promise<SendInfo> {
+    if (this.#closed) return Promise.reject(notSent("The pool is closed"));
+    let checked: ReturnType<typeof checkMessage>;
+    try {
+      checked = checkMessage(message);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    if ("source" in checked) return this.#sendSource(envelope, checked.source);
+    return new Promise((resolve, reject) => this.#admit(envelope, checked.bytes, resolve, reject));
+  }
+
+  /**
+   * A streamed message: the source is piped only once the stream has a connection, so a
+   * send waiting in line reads nothing, holds nothing, and can still go to any connection.
+   * Beyond maxQueued not even the stream is made until there is room.
+   */
+  #sendSource(envelope: Envelope, source: Readable): Promise<SendInfo> {
+    return new Promise<SendInfo>((resolve, reject) => {
+      // Until it is piped, a failing source would have no 'error' listener at all.
+      let stream: PoolSendStream | undefined;
+      const early = (err: Error) => {
+        if (stream) return stream.destroy(err);
+        if (!this.#waiting.remove(deferred)) return;
+        this.#pending--;
+        reject(new SMTPError("ESTREAM", `Message source failed: ${err?.message ?? err}`, { command: "API", temporary: true, deliveryState: "not-sent", cause: err }));
+      };
+      const start = (pump: boolean) => {
+        stream = this.#streamJob(envelope, pump);
+        stream.once("dispatch", () => {
+          source.off("error", early);
+          source.pipe(stream!);
+        });
+        stream.once("finish", () => resolve(stream!.info!));
+        stream.once("error", (err) => {
+          source.off("error", early);
+          source.unpipe?.(stream);
+          source.destroy?.();
+          reject(err);
+        });
+      };
+      const deferred: Deferred = {
+        // Called by the pump as it lets sends in: it queues the stream itself.
+        start: () => {
+          this.#pending--;
+          start(false);
+        },
+        fail: (err) => {
+          this.#pending--;
+          source.off("error", early);
+          source.destroy?.();
+          reject(err);
+        },
+      };
+      source.once("error", early);
+      if (this.#hasRoom()) return start(true);
+      this.#pending++;
+      this.#waiting.push(deferred);
+    });
+  }
+
+  /** A stream send with its place in line (or in the waiting line when there is no room). */
+  #streamJob(envelope: Envelope, pump = true): PoolSendStream {
+    const stream = new PoolSendStream();
+    const job = this.#admit(envelope, stream, (info) => stream.complete(info), (err) => stream.fail(err as SMTPError), pump);
+    void stream.aborted.then((reason) => this.#abandon(job, reason));
+    return stream;
+  }
+
+  #hasRoom(): boolean {
+    return this.#waiting.length === 0 && this.#queue.length < this.limits.maxQueued;
+  }
+
+  /** Queues a send, or (no room, and not let in by the pump) puts it in the waiting line. */
+  #admit(envelope: Envelope, message: Buffer | PoolSendStream, resolve: (info: SendInfo) => void, reject: (err: Error) => void, pump = true): Job {
+    const job: Job = { envelope, message, attempts: 0, settled: false, resolve, reject };
+    this.#pending++;
+    if (this.#hasRoom() || !pump) this.#queue.push(job);
+    else this.#waiting.push(job);
+    if (pump) this.#pump();
+    return job;
+  }
+
+  /** The caller destroyed a send's stream: it leaves the line, or stops where it is. */
+  #abandon(job: Job, reason: SMTPError): void {
+    if (job.settled) return;
+    if (job.cancel) return job.cancel(reason);
+    if (job.backoff) {
+      clearTimeout(job.backoff);
+      this.#backingOff.delete(job);
+    }
+    if (!this.#queue.remove(job)) this.#waiting.remove(job);
+    this.#settle(job, reason);
+    this.#pump();
+  }
+
+  #settle(job: Job, err: Error | undefined, info?: SendInfo): void {
+    if (job.settled) return;
+    job.settled = true;
+    job.cancel = undefined;
+    this.#pending--;
+    if (err) job.reject(err);
+    else job.resolve(info!);
+  }
+
+  // ---- the pump --------------------------------------------------------------------
+
+  /** Hands queued work to connections, opens connections when there is more, lets waiting sends in. */
+  #pump(): void {
+    if (this.#closed) return;
+    this.#serveLeases();
+    while (this.#queue.length > 0) {
+      const pc = this.#leastBusy();
+      if (!pc) break;
+      const wait = this.#rate.wait();
+      if (wait > 0) {
+        this.#armRateTimer(wait);
+        break;
+      }
+      this.#rate.record();
+      this.#run(pc, this.#queue.shift()!);
+    }
+    this.#openIfNeeded();
+    while (this.#waiting.length > 0 && this.#queue.length < this.limits.maxQueued) {
+      const next = this.#waiting.shift()!;
+      if ("start" in next) next.start();
+      else this.#queue.push(next);
+    }
+    const idle = this.isIdle();
+    if (idle && !this.#wasIdle) this.emit("idle");
+    this.#wasIdle = idle;
+  }
+
+  /**
+   * With a rate limit, one send per connection: a send queued behind another would start
+   * (write MAIL FROM) later than the limiter counted it, and the server would see a burst.
+   */
+  get #depth(): number {
+    return this.#rate.isLimited ? 1 : SENDS_PER_CONNECTION;
+  }
+
+  #leastBusy(): PoolConnection | undefined {
+    let best: PoolConnection | undefined;
+    for (const pc of this.#connections) {
+      if (!pc.usable || pc.inFlight >= this.#depth || pc.given >= this.limits.maxMessages) continue;
+      if (!best || pc.inFlight < best.inFlight) best = pc;
+    }
+    return best;
+  }
+
+  #armRateTimer(ms: number): void {
+    if (this.#rateTimer) return;
+    this.#rateTimer = setTimeout(() => {
+      this.#rateTimer = undefined;
+      this.#pump();
+    }, Math.ceil(ms));
+  }
+
+  #serveLeases(): void {
+    while (this.#leaseWaiters.length > 0) {
+      let free: PoolConnection | undefined;
+      for (const pc of this.#connections) if (pc.usable && pc.inFlight === 0 && pc.given < this.limits.maxMessages) free = pc;
+      if (!free) return;
+      this.#lend(free, this.#leaseWaiters.shift()!);
+    }
+  }
+
+  #lend(pc: PoolConnection, waiter: LeaseWaiter): void {
+    pc.leased = true;
+    pc.busy();
+    let released = false;
+    waiter.resolve({
+      connection: pc.connection,
+      release: ({ close = false } = {}) => {
+        if (released) return;
+        released = true;
+        pc.leased = false;
+        if (close || this.#closed) pc.retire();
+        else this.#afterWork(pc);
+      },
+    });
+  }
+
+  /** Opens connections while there is more work than room on those open or opening, up to the limit. */
+  #openIfNeeded(): void {
+    if (this.#openTimer) return;
+    const depth = this.#depth;
+    let open = 0;
+    let room = 0;
+    for (const pc of this.#connections) {
+      open++;
+      if (pc.state === "opening") room += depth;
+      else if (pc.usable && pc.given < this.limits.maxMessages) room += depth - pc.inFlight;
+    }
+    let demand = this.#queue.length + this.#leaseWaiters.length * depth;
+    if (demand <= room || open >= this.#limit) return;
+    const blockedFor = this.#openBlockedUntil - performance.now();
+    if (blockedFor > 0) {
+      this.#openTimer = setTimeout(() => {
+        this.#openTimer = undefined;
+        this.#pump();
+      }, Math.ceil(blockedFor));
+      return;
+    }
+    for (; demand > room && open < this.#limit; open++, room += depth) this.#open();
+  }
+
+  #open(): void {
+    const pc = new PoolConnection(this.#connectionOptions, (ended) => this.#onEnded(ended));
+    this.#connections.add(pc);
+    pc.open(this.options.auth, Boolean(this.options.forceAuth)).then(
+      () => {
+        this.#openFailures = 0;
+        if (this.#closed) return pc.retire();
+        pc.idleFor(this.limits.idleTimeout);
+        this.#pump();
+      },
+      (err: unknown) => this.#openFailed(pc, err),
+    );
+  }
+
+  /**
+   * A connection could not be opened. A server with too many connections gets fewer. While
+   * no connection works, a refusal no retry can fix (credentials, TLS) fails what waits at
+   * once, and other failures do after maxRequeues more in a row. Each failure in a row
+   * doubles the wait before the next open.
+   */
+  #openFailed(pc: PoolConnection, err: unknown): void {
+    this.#connections.delete(pc);
+    pc.destroy();
+    if (this.#closed) return this.#endIfDone();
+    let working = 0;
+    for (const other of this.#connections) if (other.state === "ready") working++;
+    const tooMany = isTooManyConnections(err);
+    if (tooMany) this.#lowerConcurrency(working);
+    this.#openFailures++;
+    if (working === 0 && (((err as SMTPError)?.temporary === false && !tooMany) || this.#openFailures > this.limits.maxRequeues)) {
+      this.#failAllWaiting(err, this.#openFailures);
+      this.#openFailures = 0;
+    }
+    this.#openBlockedUntil = performance.now() + requeueDelay(this.#openFailures);
+    this.#pump();
+  }
+
+  #failAllWaiting(err: unknown, attempts: number): void {
+    const why = `Could not open a connection${attempts > 1 ? ` (${attempts} attempts)` : ""}: ${(err as Error)?.message ?? err}`;
+    for (const job of [...this.#queue.drain(), ...this.#waiting.drain()]) {
+      if ("start" in job) job.fail(notSent(why, err));
+      else this.#settle(job, notSent(why, err));
+    }
+    for (const waiter of this.#leaseWaiters.drain()) waiter.reject(notSent(why, err));
+  }
+
+  #lowerConcurrency(working: number): void {
+    this.#limit = Math.max(1, Math.min(this.#limit, working));
+    if (this.#cooldownTimer) clearTimeout(this.#cooldownTimer);
+    this.#cooldownTimer = setTimeout(() => {
+      this.#cooldownTimer = undefined;
+      this.#limit = this.limits.maxConnections;
+      this.#pump();
+    }, CONCURRENCY_COOLDOWN_MS);
+    // Restoring the limit is no reason to keep a process alive.
+    this.#cooldownTimer.unref();
+  }
+
+  #onEnded(pc: PoolConnection): void {
+    const wasOpen = this.#connections.delete(pc);
+    if (this.#closed) return this.#endIfDone();
+    // A connection that never opened is handled by #openFailed, with its backoff.
+    if (wasOpen && pc.wasReady) this.#pump();
+  }
+
+  #endIfDone(): void {
+    if (!this.#closed || this.#ended || this.#connections.size > 0) return;
+    this.#ended = true;
+    this.#resolveEnded();
+    process.nextTick(() => this.emit("end"));
+  }
+
+  // ---- running a send --------------------------------------------------------------
+
+  #run(pc: PoolConnection, job: Job): void {
+    pc.inFlight++;
+    pc.given++;
+    pc.busy();
+    const attempt = Buffer.isBuffer(job.message) ? pc.connection.send(job.envelope, job.message) : this.#runStream(pc, job, job.message);
+    attempt.then(
+      (info) => {
+        pc.inFlight--;
+        this.#settle(job, undefined, info);
+        this.#afterWork(pc);
+      },
+      (err: Error) => {
+        pc.inFlight--;
+        // The connection's 'end' follows the failure that ended it within the same turn.
+        setImmediate(() => this.#attemptFailed(pc, job, err));
+      },
+    );
+  }
+
+  /** One attempt of a streamed message: the caller's stream is attached once the server takes the body. */
+  #runStream(pc: PoolConnection, job: Job, stream: PoolSendStream): Promise<SendInfo> {
+    const target = pc.connection.createSendStream(job.envelope);
+    return new Promise<SendInfo>((resolve, reject) => {
+      target.once("ready", () => stream.attach(target));
+      target.once("finish", () => resolve(target.info!));
+      target.once("error", reject);
+      job.cancel = (reason) => {
+        // A body abandoned midway closes its connection (SPEC §4): nothing more goes on it.
+        pc.retiring = true;
+        target.destroy(reason);
+      };
+      // Never during createSendStream() itself, before the caller could listen for it.
+      process.nextTick(() => stream.emit("dispatch"));
+    });
+  }
+
+  #attemptFailed(pc: PoolConnection, job: Job, err: Error): void {
+    job.cancel = undefined;
+    const connectionDied = pc.state === "ended";
+    if (connectionDied && isTooManyConnections(err)) {
+      let working = 0;
+      for (const other of this.#connections) if (other.state === "ready") working++;
+      this.#lowerConcurrency(working);
+    }
+    const again = !this.#closed && !job.settled && mayRequeue({ err, connectionDied, bodyHandedOver: !Buffer.isBuffer(job.message) && job.message.handedOver, requeues: job.attempts, maxRequeues: this.limits.maxRequeues });
+    if (again) this.#requeue(job);
+    else this.#settle(job, err);
+    this.#afterWork(pc);
+  }
+
+  #requeue(job: Job): void {
+    job.attempts++;
+    this.#backingOff.add(job);
+    job.backoff = setTimeout(() => {
+      job.backoff = undefined;
+      this.#backingOff.delete(job);
+      this.#queue.unshift(job);
+      this.#pump();
+    }, requeueDelay(job.attempts));
+  }
+
+  /** A connection finished a piece of work: retire it, let it idle, or give it more. */
+  #afterWork(pc: PoolConnection): void {
+    if (pc.state === "ready" && !pc.leased) {
+      if (this.#closed || pc.retiring || pc.given >= this.limits.maxMessages) pc.retire();
+      else if (pc.inFlight === 0) pc.idleFor(this.limits.idleTimeout);
+    }
+    this.#pump();
+  }
+}
