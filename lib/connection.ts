@@ -10,7 +10,7 @@
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
-import type { AuthCredentials, Callback, CustomAuthHandler, Envelope, Logger, OperationOptions, Reply, SendInfo, SMTPConnectionOptions, TlsInfo } from "./types.js";
+import type { AuthCredentials, Callback, CustomAuthHandler, DoneCallback, Envelope, ExtensionsView, Logger, OperationOptions, Reply, SendInfo, SMTPConnectionEvents, SMTPConnectionOptions, TlsInfo } from "./types.js";
 import { badInput, connectionFailure, fromReply, fromSocketError, greetingTimeoutError, protocolError, replyText, SMTPError, REPLY } from "./errors.js";
 import { CommandQueue } from "./command-queue.js";
 import { ReplyPipeline } from "./reply-pipeline.js";
@@ -38,7 +38,7 @@ const QUIT_WAIT_MS = 5000;
 
 let nextId = 1;
 
-export class SMTPConnection extends EventEmitter {
+export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
   /** Identifier used in logs. */
   readonly id: string;
   readonly options: SMTPConnectionOptions;
@@ -140,7 +140,7 @@ export class SMTPConnection extends EventEmitter {
   }
 
   /** EHLO keywords (upper case) to their parameters; read-only. */
-  get extensions(): ReadonlyMap<string, string[]> & Readonly<Record<string, string[]>> {
+  get extensions(): ExtensionsView {
     return this.#extensionsView;
   }
 
@@ -149,9 +149,9 @@ export class SMTPConnection extends EventEmitter {
    * `signal` closes the connection.
    */
   connect(options?: OperationOptions): Promise<void>;
-  connect(callback: Callback<void>): void;
-  connect(options: OperationOptions, callback: Callback<void>): void;
-  connect(options?: OperationOptions | Callback<void>, callback?: Callback<void>): Promise<void> | void {
+  connect(callback: DoneCallback): void;
+  connect(options: OperationOptions, callback: DoneCallback): void;
+  connect(options?: OperationOptions | DoneCallback, callback?: DoneCallback): Promise<void> | void {
     return this.#settleCall([options, callback], (signal) => this.#cancellable(signal, "connect()", (begin) => this.#connect(begin)));
   }
 
@@ -160,9 +160,9 @@ export class SMTPConnection extends EventEmitter {
    * if AUTH had started, the connection is closed (a SASL exchange has no clean way back).
    */
   login(auth: AuthCredentials, options?: OperationOptions): Promise<void>;
-  login(auth: AuthCredentials, callback: Callback<void>): void;
-  login(auth: AuthCredentials, options: OperationOptions, callback: Callback<void>): void;
-  login(auth: AuthCredentials, options?: OperationOptions | Callback<void>, callback?: Callback<void>): Promise<void> | void {
+  login(auth: AuthCredentials, callback: DoneCallback): void;
+  login(auth: AuthCredentials, options: OperationOptions, callback: DoneCallback): void;
+  login(auth: AuthCredentials, options?: OperationOptions | DoneCallback, callback?: DoneCallback): Promise<void> | void {
     return this.#settleCall([options, callback], (signal) => this.#cancellable(signal, "login()", (begin) => this.#enqueue(() => this.#login(auth, begin))));
   }
 
@@ -264,8 +264,8 @@ export class SMTPConnection extends EventEmitter {
 
   /** Sends QUIT after the operations already queued, then closes; never waits long for 221. */
   quit(): Promise<void>;
-  quit(callback: Callback<void>): void;
-  quit(callback?: Callback<void>): Promise<void> | void {
+  quit(callback: DoneCallback): void;
+  quit(callback?: DoneCallback): Promise<void> | void {
     const done =
       this.#state === "closed" || this.#state === "new"
         ? Promise.resolve(this.#teardown())
@@ -281,12 +281,6 @@ export class SMTPConnection extends EventEmitter {
   /** Closes the socket now, without QUIT. Pending operations fail with ECONNECTION. */
   close(): void {
     this.#teardown();
-  }
-
-  /** Records an `error` that reaches a listener, for the rule on calls without a callback (callback.ts). */
-  override emit(event: string | symbol, ...args: unknown[]): boolean {
-    if (event === "error" && args[0] instanceof Error && this.listenerCount("error") > 0) this.#deliveredErrors.add(args[0]);
-    return super.emit(event, ...args);
   }
 
   // ---- connection set-up -------------------------------------------------------------
@@ -647,6 +641,8 @@ export class SMTPConnection extends EventEmitter {
     this.#closedWith(err);
     process.nextTick(() => {
       if (err && !reported && this.listenerCount("error") > 0) {
+        // Recorded for the rule on calls without a callback (callback.ts).
+        this.#deliveredErrors.add(err);
         this.emit("error", err);
       }
       this.emit("end");

@@ -93,7 +93,8 @@ const rcptTo = (address: string, suffix: string): string => `RCPT TO:<${address}
  */
 export function prepareEnvelope(envelope: Envelope, session: SessionFacts, { recipientsLater = false } = {}): PreparedEnvelope {
   if (!envelope || typeof envelope !== "object") throw badInput("Envelope is missing", "EENVELOPE");
-  const from = checkAddress(envelope.from ?? "", "sender");
+  // Nodemailer's typings allow `from: false` for the null sender.
+  const from = checkAddress(envelope.from === false ? "" : (envelope.from ?? ""), "sender");
   const rawTo = ([] as unknown[]).concat(envelope.to ?? []);
   const to = rawTo.map((address) => checkAddress(address, "recipient")).filter((address) => address.length > 0);
   if (to.length === 0 && !recipientsLater) throw badInput("No recipients defined", "EENVELOPE");

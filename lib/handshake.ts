@@ -7,7 +7,7 @@
  * in plaintext is forgotten and EHLO is asked again (RFC 3207 §4.2): a man in the middle
  * could have edited the plaintext list.
  */
-import type { Reply } from "./types.js";
+import type { ExtensionsView, Reply } from "./types.js";
 import { fromReply, SMTPError, REPLY } from "./errors.js";
 import type { CommandQueue } from "./command-queue.js";
 
@@ -18,7 +18,7 @@ export type Extensions = Map<string, string[]>;
  * A read-only view of the extensions: a Map, whose keywords can also be read as
  * properties (`ext.SIZE`), since both styles are common in user code.
  */
-export function freezeExtensions(map: Extensions): ReadonlyMap<string, string[]> & Readonly<Record<string, string[]>> {
+export function freezeExtensions(map: Extensions): ExtensionsView {
   const view = new Map(map) as Map<string, string[]> & Record<string, string[]>;
   for (const [keyword, params] of map) Object.defineProperty(view, keyword, { value: params, enumerable: true });
   for (const method of ["set", "delete", "clear"] as const) {

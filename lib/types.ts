@@ -6,6 +6,7 @@
  * marked as such.
  */
 import type { Socket } from "node:net";
+import type { SMTPError } from "./errors.js";
 import type { ConnectionOptions as TlsConnectionOptions } from "node:tls";
 
 /** One decoded server reply. */
@@ -115,8 +116,8 @@ export interface AddressObject {
 
 /** The envelope of one message. */
 export interface Envelope {
-  /** Reverse path; "" for the null sender. An address object ({ name, address }) gives its address. */
-  from: string | AddressObject;
+  /** Reverse path; "" (or false, as in Nodemailer) for the null sender. An address object ({ name, address }) gives its address. */
+  from: string | AddressObject | false;
   /** One or more recipients (strings, or address objects as Nodemailer's). */
   to: string | AddressObject | (string | AddressObject)[];
   /**
@@ -173,7 +174,7 @@ export interface SendInfo {
   /** Recipients the server refused (always an array). */
   rejected: string[];
   /** One SMTPError per refused recipient; present only when one was refused. */
-  rejectedErrors?: import("./errors.js").SMTPError[];
+  rejectedErrors?: SMTPError[];
   /** The server's final reply, e.g. "250 2.0.0 Ok: queued as 1234". */
   response: string;
   /** Milliseconds from MAIL FROM until the server accepted DATA. */
@@ -275,5 +276,36 @@ export interface TlsInfo {
   peerCertificate: import("node:tls").PeerCertificate;
 }
 
-/** Node-style callback. */
-export type Callback<T> = (err: Error | null, result?: T) => void;
+/**
+ * Node-style callback, typed as in Nodemailer's typings: `err` is the SMTPError or null,
+ * and `result` is there on success. Declared as a method, so its parameters are checked
+ * both ways and callbacks annotated Nodemailer's way (`(err?: SMTPError) => void`) fit too.
+ */
+export type Callback<T> = { callback(err: SMTPError | null, result: T): void }["callback"];
+
+/**
+ * The callback of a call with no result (connect, login, quit), as Nodemailer's typings
+ * declare it: `(err?: SMTPError) => void`; smtp-wire passes null on success.
+ */
+export type DoneCallback = { callback(err?: SMTPError | null): void }["callback"];
+
+/**
+ * The events of a connection and the arguments their listeners get. `on("error", (err:
+ * SMTPError) => ...)` is typed through this map.
+ */
+export interface SMTPConnectionEvents {
+  /** The handshake is done (greeting, EHLO, STARTTLS as configured). */
+  connect: [];
+  /** A failure no operation received, only when someone listens (README, The `error` event). */
+  error: [err: SMTPError];
+  /** The connection closed; once, whatever the reason. */
+  end: [];
+  /** A recipient's outcome is known. */
+  recipient: [outcome: RecipientOutcome, envelope: Envelope];
+}
+
+/**
+ * `conn.extensions`: EHLO keywords (upper case) to their parameters, read as a Map or as
+ * properties (`ext.SIZE`); a keyword the server did not offer is `undefined`.
+ */
+export type ExtensionsView = ReadonlyMap<string, string[]> & { readonly [keyword: string]: string[] | undefined };

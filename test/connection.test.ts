@@ -294,7 +294,7 @@ test("operations called while connecting wait for the handshake", async () => {
 test("quit() closes even when the server never answers QUIT", async () => {
   const fault = await startFaultServer([...greetAndEhlo(["PIPELINING"]), { expect: "QUIT" }, { stall: true }]);
   const conn = await connected(fault.port, { socketTimeout: 200 });
-  const ended = new Promise((resolve) => conn.once("end", resolve));
+  const ended = new Promise<void>((resolve) => conn.once("end", () => resolve()));
   await conn.quit();
   await ended;
   const c = await fault.connection();
@@ -439,7 +439,7 @@ test("a greeting other than 220 fails connect() with ECONNECTION and the server'
 
 test("a connect callback is called exactly once, with the error, and no error event is needed", async () => {
   const conn = new SMTPConnection({ port: 1, host: "127.0.0.1" });
-  const calls: (Error | null)[] = [];
+  const calls: (Error | null | undefined)[] = [];
   await new Promise<void>((resolve) => {
     conn.connect((err) => {
       calls.push(err);

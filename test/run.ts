@@ -1,5 +1,5 @@
 /**
- * Test runner: runs every compiled `*.test.js` file in its own Node process (two at a
+ * Test runner: runs every compiled `*.test.js` (and CommonJS `*.test.cjs`) file in its own Node process (two at a
  * time, for two cores), so one file's leaked handle or crash cannot hide in another's,
  * then prints the totals as `N passed, N failed`.
  *
@@ -22,7 +22,7 @@ function findTests(dir: string): string[] {
   for (const name of readdirSync(dir).sort()) {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) found.push(...findTests(path));
-    else if (name.endsWith(".test.js")) found.push(path);
+    else if (name.endsWith(".test.js") || name.endsWith(".test.cjs")) found.push(path);
   }
   return found;
 }
