@@ -74,8 +74,8 @@ for (const pipelining of [true, false]) {
 test("LMTP: each recipient's final reply is announced with the envelope as it was built", async () => {
   const server = await startServer({ lmtp: true });
   const conn = await connected(server.port, { lmtp: true });
-  const events: { address: string; to: string[] }[] = [];
-  conn.on("recipient", (outcome: { address: string }, envelope: { to: string[] }) => events.push({ address: outcome.address, to: envelope.to }));
+  const events: { address: string; to: unknown }[] = [];
+  conn.on("recipient", (outcome, envelope) => void events.push({ address: outcome.address, to: envelope.to }));
   const tx = await conn.beginTransaction({ from: "s@example.test" });
   await tx.addRecipient("a@example.test");
   await tx.addRecipient("b@example.test");
@@ -230,7 +230,7 @@ test("abort() after createSendStream closes the connection without the end of da
     { expectData: true },
   ]);
   const conn = await connected(server.port);
-  const ended = new Promise((resolve) => conn.once("end", resolve));
+  const ended = new Promise<void>((resolve) => conn.once("end", () => resolve()));
   const tx = await conn.beginTransaction({ from: "s@example.test" });
   await tx.addRecipient("a@example.test");
   const out = tx.createSendStream();
