@@ -15,9 +15,9 @@ import { greetAndEhlo, startFaultServer, type Step } from "./helpers/fault-serve
 import { assertNoLeaks, runInChild, sendResult, trackUnhandled } from "./helpers/leak-check.js";
 
 const CASES: Record<string, { steps: Step[]; options?: { socketTimeout: number } }> = {
-  "421 then FIN": { steps: [{ delayMs: 50 }, { send: "421 4.4.2 Idle too long\r\n" }, { close: true }] },
-  "plain FIN": { steps: [{ delayMs: 50 }, { close: true }] },
-  "socketTimeout": { steps: [{ stall: true }], options: { socketTimeout: 150 } },
+  "421 then FIN": { steps: [{ delayMs: 100 }, { send: "421 4.4.2 Idle too long\r\n" }, { close: true }] },
+  "plain FIN": { steps: [{ delayMs: 100 }, { close: true }] },
+  "socketTimeout": { steps: [{ stall: true }], options: { socketTimeout: 300 } },
 };
 
 interface CaseReport {
