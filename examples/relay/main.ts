@@ -6,11 +6,11 @@
  * Options: --listen [host:]port (default 127.0.0.1:2525; port 0 picks a free one),
  * --upstream host[:port] (required; port 25 by default), --name (EHLO name used
  * upstream), --no-forward-client (no XCLIENT/XFORWARD), --upstream-tls (STARTTLS
- * required upstream), --size bytes (SIZE advertised inbound). Prints
+ * required upstream), --size bytes (SIZE advertised inbound), --max-connections N
+ * (upstream connections, so inbound sessions served at once; default 100). Prints
  * `relay listening on host:port` once it accepts connections; stops on SIGINT/SIGTERM.
  */
 import { parseArgs } from "node:util";
-import type { AddressInfo } from "node:net";
 import { createRelay } from "./relay.js";
 
 function hostAndPort(value: string, defaultPort: number): { host: string; port: number } {
@@ -27,26 +27,25 @@ const { values } = parseArgs({
     "no-forward-client": { type: "boolean", default: false },
     "upstream-tls": { type: "boolean", default: false },
     size: { type: "string" },
+    "max-connections": { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 
 if (values.help || !values.upstream) {
-  process.stderr.write("usage: main.js --upstream host[:port] [--listen [host:]port] [--name ehlo-name] [--no-forward-client] [--upstream-tls] [--size bytes]\n");
+  process.stderr.write("usage: main.js --upstream host[:port] [--listen [host:]port] [--name ehlo-name] [--no-forward-client] [--upstream-tls] [--size bytes] [--max-connections N]\n");
   process.exit(values.help ? 0 : 2);
 }
 
 const upstream = hostAndPort(values.upstream, 25);
 const listen = /^\d+$/.test(values.listen) ? { host: "127.0.0.1", port: Number(values.listen) } : hostAndPort(values.listen, 2525);
 const relay = createRelay({
-  upstream: { ...upstream, name: values.name, requireTLS: values["upstream-tls"] },
+  upstream: { ...upstream, name: values.name, requireTLS: values["upstream-tls"], ...(values["max-connections"] ? { maxConnections: Number(values["max-connections"]) } : {}) },
   forwardClient: !values["no-forward-client"],
   server: values.size ? { size: Number(values.size) } : {},
   onUpstreamError: (err) => process.stderr.write(`upstream: ${err.message}\n`),
 });
-relay.on("error", (err) => process.stderr.write(`relay: ${err.message}\n`));
-relay.listen(listen.port, listen.host, () => {
-  const address = relay.server.address() as AddressInfo;
-  process.stdout.write(`relay listening on ${address.address}:${address.port}\n`);
-});
-for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => relay.close(() => process.exit(0)));
+relay.server.on("error", (err) => process.stderr.write(`relay: ${err.message}\n`));
+const address = await relay.listen(listen.port, listen.host);
+process.stdout.write(`relay listening on ${address.address}:${address.port}\n`);
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => void relay.close().then(() => process.exit(0)));

@@ -4,8 +4,10 @@
  * server's reply to the same command, and the inbound final reply is the upstream's, so
  * the relay says 250 only once the upstream has taken responsibility for the message.
  *
- * - One upstream connection per inbound session, opened when the client connects (an
- *   upstream that cannot be reached is a 421 to the client, which then tries its next MX).
+ * - Upstream connections come from an SMTPPool: each inbound session leases one when the
+ *   client connects (an upstream that cannot be reached is a 421 to the client, which then
+ *   tries its next MX) and gives it back when the client leaves, for the next session to
+ *   reuse, unless XCLIENT made it speak for that client (then it is closed).
  * - The original client is passed on with XCLIENT when the upstream offers it (once, before
  *   the first MAIL), else with XFORWARD before each transaction.
  * - MAIL FROM opens an upstream transaction (beginTransaction); each RCPT TO is sent
@@ -19,12 +21,17 @@
  * them), queueing and retries (the sending client retries, as SMTP intends), LMTP inbound.
  */
 import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
+import type { AddressInfo } from "node:net";
 import type { Readable } from "node:stream";
-import { SMTPConnection, SMTPError, type MailTransaction, type SMTPConnectionOptions, type XClientAttributes, type XForwardAttributes } from "../../lib/index.js";
+import { SMTPError, SMTPPool, type MailTransaction, type PoolLease, type PoolOptions, type SMTPConnection, type XClientAttributes, type XForwardAttributes } from "../../lib/index.js";
 
 export interface RelayOptions {
-  /** Where to relay to: host, port, TLS and timeouts, as for SMTPConnection. */
-  upstream: SMTPConnectionOptions;
+  /**
+   * Where to relay to: host, port, TLS, timeouts and credentials, as for SMTPPool, whose
+   * `maxConnections` (default here 100) bounds the inbound sessions served at once: one
+   * more waits for a connection before it is greeted.
+   */
+  upstream: PoolOptions;
   /** Options for the inbound smtp-server (banner, size, TLS keys, logger…). */
   server?: SMTPServerOptions;
   /** Pass the original client on with XCLIENT/XFORWARD when the upstream offers it. Default true. */
@@ -33,9 +40,24 @@ export interface RelayOptions {
   onUpstreamError?: (err: Error) => void;
 }
 
+/** A relay: the inbound server and the pool behind it. */
+export interface Relay {
+  /** The inbound smtp-server. */
+  readonly server: SMTPServer;
+  /** The upstream connections. */
+  readonly pool: SMTPPool;
+  /** Starts accepting connections; resolves with the address it listens on. */
+  listen(port: number, host?: string): Promise<AddressInfo>;
+  /** Stops accepting, waits for the sessions in progress, then closes the upstream connections. */
+  close(): Promise<void>;
+}
+
 /** What the relay keeps per inbound session. */
 interface Upstream {
+  lease: PoolLease;
   conn: SMTPConnection;
+  /** Stops watching the leased connection: it goes back to the pool. */
+  unwatch(): void;
   /** Closed (by the server, a fault or us): the next MAIL opens a new connection. */
   closed: boolean;
   /** XCLIENT was sent on this connection. */
@@ -91,25 +113,54 @@ function clientAttributes(session: SMTPServerSession, offered: readonly string[]
   return Object.fromEntries(Object.entries(all).filter(([key, value]) => value !== undefined && value !== "" && upper.has(wire[key] ?? key.toUpperCase())));
 }
 
-/** The relay as an smtp-server, not yet listening: `createRelay(options).listen(port, host)`. */
-export function createRelay(options: RelayOptions): SMTPServer {
+/** The relay, not yet listening: `await createRelay(options).listen(port, host)`. */
+export function createRelay(options: RelayOptions): Relay {
   const sessions = new Map<string, Upstream>();
   const forwardClient = options.forwardClient !== false;
+  const pool = new SMTPPool({ maxConnections: 100, ...options.upstream });
+  pool.on("error", (err: Error) => options.onUpstreamError?.(err));
+
+  /** Gives the session's connection back; closed when it spoke for the client (XCLIENT) or broke. */
+  function release(upstream: Upstream): void {
+    upstream.unwatch();
+    upstream.lease.release({ close: upstream.introduced || upstream.closed });
+  }
+
+  /** Sessions waiting for a lease, and those of them whose client left meanwhile. */
+  const leasing = new Set<string>();
+  const leftWhileLeasing = new Set<string>();
 
   async function openUpstream(session: SMTPServerSession): Promise<Upstream> {
-    const conn = new SMTPConnection(options.upstream);
-    const upstream: Upstream = { conn, closed: false, introduced: false };
-    conn.on("error", (err: Error) => options.onUpstreamError?.(err));
-    conn.on("end", () => (upstream.closed = true));
+    leasing.add(session.id);
+    let lease: PoolLease;
+    try {
+      lease = await pool.acquire();
+    } catch (err) {
+      leftWhileLeasing.delete(session.id);
+      throw err;
+    } finally {
+      leasing.delete(session.id);
+    }
+    const conn = lease.connection;
+    const onEnd = () => (upstream.closed = true);
+    const upstream: Upstream = { lease, conn, unwatch: () => conn.off("end", onEnd), closed: false, introduced: false };
+    conn.on("end", onEnd);
+    if (leftWhileLeasing.delete(session.id)) {
+      release(upstream);
+      throw new Error("the inbound client disconnected");
+    }
     sessions.set(session.id, upstream);
-    await conn.connect();
     return upstream;
   }
 
-  /** The session's upstream, opened again if the one it had was closed. */
+  /** The session's upstream, leased again if the one it had was closed. */
   async function upstreamFor(session: SMTPServerSession): Promise<Upstream> {
     const current = sessions.get(session.id);
     if (current && !current.closed) return current;
+    if (current) {
+      sessions.delete(session.id);
+      release(current);
+    }
     return openUpstream(session);
   }
 
@@ -201,11 +252,22 @@ export function createRelay(options: RelayOptions): SMTPServer {
     onClose(session) {
       const upstream = sessions.get(session.id);
       sessions.delete(session.id);
-      if (!upstream) return;
+      if (!upstream) {
+        if (leasing.has(session.id)) leftWhileLeasing.add(session.id);
+        return;
+      }
       // A body cut short by the client is abandoned upstream: no partial mail.
       upstream.tx?.abort(new Error("the inbound client disconnected"));
-      upstream.conn.quit().catch(() => upstream.conn.close());
+      release(upstream);
     },
   });
-  return server;
+  return {
+    server,
+    pool,
+    listen: (port, host = "127.0.0.1") => new Promise((resolve) => server.listen(port, host, () => resolve(server.server.address() as AddressInfo))),
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await pool.close();
+    },
+  };
 }

@@ -4,11 +4,11 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { connect as netConnect, type AddressInfo } from "node:net";
+import { connect as netConnect } from "node:net";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createHash } from "node:crypto";
-import type { SMTPServer, SMTPServerSession } from "smtp-server";
+import type { SMTPServerSession } from "smtp-server";
 import { SMTPConnection, SMTPError, type SMTPConnectionOptions } from "../../lib/index.js";
 import { createRelay, type RelayOptions } from "../../examples/relay/relay.js";
 import { startServer, type TestServerOptions } from "../helpers/server.js";
@@ -19,14 +19,10 @@ const unhandled = trackUnhandled();
 const MiB = 1024 * 1024;
 const message = "From: a@example.test\r\nSubject: relayed\r\n\r\nHello through the relay.\r\n.dot line\r\n";
 
-async function startRelay(upstreamPort: number, options: Partial<RelayOptions> = {}): Promise<{ port: number; server: SMTPServer; close(): Promise<void> }> {
-  const server = createRelay({ upstream: { host: "127.0.0.1", port: upstreamPort, name: "relay.example.test" }, ...options });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    port: (server.server.address() as AddressInfo).port,
-    server,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+async function startRelay(upstreamPort: number, options: Partial<RelayOptions> = {}): Promise<{ port: number; close(): Promise<void> }> {
+  const relay = createRelay({ upstream: { host: "127.0.0.1", port: upstreamPort, name: "relay.example.test", maxRequeues: 1 }, ...options });
+  const { port } = await relay.listen(0);
+  return { port, close: () => relay.close() };
 }
 
 async function client(port: number, options: SMTPConnectionOptions = {}): Promise<SMTPConnection> {
@@ -78,6 +74,33 @@ test("a message goes through byte-exact, the final reply is the upstream's, and 
   assert.is(up.messages.length, 2);
   assert.is(up.commands.filter((c) => c.startsWith("XCLIENT")).length, 1);
   await conn.quit();
+  await relay.close();
+  await up.close();
+});
+
+test("inbound sessions one after another share one upstream connection from the pool", async () => {
+  const up = await upstream();
+  const relay = await startRelay(up.port);
+  for (let i = 0; i < 3; i++) {
+    const conn = await client(relay.port);
+    await conn.send({ from: "a@example.test", to: `r${i}@example.test` }, message);
+    await conn.quit();
+  }
+  assert.is(up.messages.length, 3);
+  assert.is(up.commands.filter((c) => c.startsWith("EHLO")).length, 1, "one upstream session");
+  await relay.close();
+  await up.close();
+});
+
+test("an upstream session that carried XCLIENT is not reused for another client", async () => {
+  const up = await upstream({ useXClient: true });
+  const relay = await startRelay(up.port);
+  for (let i = 0; i < 2; i++) {
+    const conn = await client(relay.port);
+    await conn.send({ from: "a@example.test", to: `r${i}@example.test` }, message);
+    await conn.quit();
+  }
+  assert.is(up.commands.filter((c) => c.startsWith("XCLIENT")).length, 2, "each client introduced on its own upstream session");
   await relay.close();
   await up.close();
 });
