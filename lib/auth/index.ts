@@ -27,7 +27,8 @@ export interface AuthSession {
 }
 
 const PREFERENCE = ["CRAM-MD5", "PLAIN", "LOGIN"];
-const MASK = "/* secret */";
+/** What the transcript shows instead of anything authentication sends. */
+export const MASK = "/* secret */";
 
 function authError(message: string, reply?: Reply): SMTPError {
   if (reply) return fromReply("EAUTH", message, reply, "AUTH");

@@ -7,21 +7,12 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createServer, type AddressInfo } from "node:net";
 import { ehloReply, startFaultServer, type Step } from "../helpers/fault-server.js";
 import { sideBySide } from "../helpers/nodemailer.js";
 import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
+import { closedPort } from "../helpers/server.js";
 
 const unhandled = trackUnhandled();
-
-/** A loopback port nothing listens on: one a server just gave back. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function playToBoth(script: Step[], send: boolean) {
   const server = await startFaultServer(script);

@@ -8,22 +8,13 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createServer, type AddressInfo } from "node:net";
 import NodemailerConnection from "nodemailer/lib/smtp-connection";
 import { SMTPConnection, type SMTPError } from "../../lib/index.js";
 import { ehloReply, startFaultServer } from "../helpers/fault-server.js";
-import { startServer } from "../helpers/server.js";
+import { closedPort, startServer } from "../helpers/server.js";
 import { assertNoLeaks, trackUnhandled } from "../helpers/leak-check.js";
 
 const unhandled = trackUnhandled();
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Lets every queued tick, microtask and unhandled-rejection check run. */
 const settleTurns = async () => {

@@ -11,7 +11,7 @@ import {
   type SMTPServerSession,
   type SMTPServerAddress,
 } from "smtp-server";
-import type { AddressInfo, Socket } from "node:net";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 import { getCerts, type KeyPair } from "./certs.js";
 
 export interface ReceivedMessage {
@@ -198,4 +198,13 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
     auths,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/** A loopback port nothing listens on: one a server just gave back. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
