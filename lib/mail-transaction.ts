@@ -16,7 +16,7 @@ import { badInput, SMTPError } from "./errors.js";
 import { recipientOutcomes } from "./outcome.js";
 import { prepareEnvelope, recipientLine, type PreparedEnvelope, type SessionFacts } from "./envelope.js";
 import { SendStream } from "./send-stream.js";
-import { recipientRefusal, type StagedEnvelope } from "./transaction.js";
+import { recipientRefusal } from "./transaction.js";
 
 /** The envelope of a transaction opened with beginTransaction(): everything but `to`. */
 export type TransactionEnvelope = Omit<Envelope, "to">;
@@ -49,7 +49,7 @@ function outcomeOf(address: string, reply: Reply): RecipientReply {
  * `conn.beginTransaction(envelope)`, which resolves once MAIL FROM was accepted; then add
  * recipients, and either take the body stream or abort.
  */
-export class MailTransaction implements StagedEnvelope {
+export class MailTransaction {
   readonly #envelope: TransactionEnvelope;
   readonly #stream = new SendStream();
   #prepared: PreparedEnvelope | undefined;
@@ -70,7 +70,7 @@ export class MailTransaction implements StagedEnvelope {
    * the transaction on the connection) its envelope source and body stream.
    * @internal
    */
-  constructor(envelope: TransactionEnvelope, run: (staged: StagedEnvelope, stream: SendStream) => Promise<unknown>) {
+  constructor(envelope: TransactionEnvelope, run: (staged: MailTransaction, stream: SendStream) => Promise<unknown>) {
     this.#envelope = envelope;
     this.opened = new Promise((resolve, reject) => (this.#opened = { resolve, reject }));
     // Until createSendStream() hands the stream out, a failure that destroys it (MAIL
@@ -136,7 +136,7 @@ export class MailTransaction implements StagedEnvelope {
     this.#wake?.();
   }
 
-  // ---- StagedEnvelope: driven by transaction.ts ---------------------------------------
+  // ---- StagedEnvelope (transaction.ts): the transaction drives these --------------------
 
   /** @internal */
   prepare(session: SessionFacts): PreparedEnvelope {
