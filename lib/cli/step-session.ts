@@ -176,7 +176,6 @@ export class StepSession {
   }
 
   #startTlsSession(): StartTlsSession {
-    const self = this;
     return {
       options: this.#options,
       queue: this.#queue,
@@ -185,7 +184,7 @@ export class StepSession {
       extensions: this.#extensions,
       pipeline: this.#pipeline!,
       openOptions: () => openOptions(this.#options, this.#endpoint()),
-      closedWith: () => self.#fatal,
+      closedWith: () => this.#fatal,
       within: (timedOut, work) => this.#within(readTimeout(this.#options, "connectionTimeout"), timedOut, work),
       hello: () => this.hello(),
       reopen: async () => {
