@@ -31,12 +31,16 @@ export type BodyProblem = { kind: "early"; reply: Reply; command: string } | { k
 export interface BodyChannel {
   /** Where the message goes: the SendStream writes into it. */
   sink: BodySink;
-  /** Resolves once the last byte of the body (terminator or last chunk) went to the socket. */
-  flushed: Promise<void>;
+  /**
+   * Resolves once the last byte of the body (terminator or last chunk) went to the socket.
+   * Made when asked for, as is `problem`: a whole message (send() with a Buffer) has
+   * ended before the transaction would wait on either, and costs neither.
+   */
+  flushed(): Promise<void>;
   /** True once `flushed` has resolved or is about to: the body's last byte was written. */
   ended(): boolean;
   /** Resolves if a reply refuses the message before it is complete, or the connection dies. */
-  problem: Promise<BodyProblem>;
+  problem(): Promise<BodyProblem>;
   /** The reply of the first refused BDAT chunk (never for DATA); complete once the final replies are in. */
   refusedChunk(): Reply | undefined;
   /** The final replies; complete once `flushed` resolved. */
@@ -98,7 +102,7 @@ function expectReply(queue: CommandQueue, command: string): Promise<Reply> {
  * A sink writing straight to the socket through `writer`. `resume` is for the writer's
  * replies: a freed slot lets the body end or the source write again.
  */
-function socketSink(socket: Socket, writer: BodyWriter, onEnd: () => void) {
+function socketSink(socket: Socket, writer: BodyWriter) {
   let stopped = false;
   let ending = false;
   let ended = false;
@@ -106,9 +110,13 @@ function socketSink(socket: Socket, writer: BodyWriter, onEnd: () => void) {
   const write = (bytes: Buffer) => {
     if (!socket.write(bytes)) full = true;
   };
+  let flushedPromise: Promise<void> | undefined;
+  let onEnd: (() => void) | undefined;
   // One 'drain' listener for the whole body rather than one per chunk: a full socket is
-  // the normal state of a large message, so this runs for most chunks.
+  // the normal state of a large message, so this runs for most chunks. It is added when
+  // the source first has to wait: a whole message written at once never does.
   let waiting: (() => void) | undefined;
+  let listening = false;
   const release = () => {
     if (!waiting || full || writer.busy()) return;
     const listener = waiting;
@@ -119,8 +127,10 @@ function socketSink(socket: Socket, writer: BodyWriter, onEnd: () => void) {
     full = false;
     release();
   };
-  socket.on("drain", onDrain);
-  const detach = () => void socket.off("drain", onDrain);
+  const detach = () => {
+    if (listening) socket.off("drain", onDrain);
+    listening = false;
+  };
   const tryEnd = () => {
     // The socket stays corked until the current turn's promise jobs have run: the next
     // queued send writes its envelope in them (see OperationQueue), so the terminator and
@@ -132,7 +142,7 @@ function socketSink(socket: Socket, writer: BodyWriter, onEnd: () => void) {
     }
     ended = true;
     detach();
-    onEnd();
+    onEnd?.();
     process.nextTick(() => socket.uncork());
   };
   const sink: BodySink = {
@@ -151,6 +161,9 @@ function socketSink(socket: Socket, writer: BodyWriter, onEnd: () => void) {
     },
     once(_event, listener) {
       waiting = listener;
+      if (listening || stopped || ended) return;
+      listening = true;
+      socket.on("drain", onDrain);
     },
     cork: () => socket.cork(),
     uncork: () => socket.uncork(),
@@ -165,15 +178,17 @@ function socketSink(socket: Socket, writer: BodyWriter, onEnd: () => void) {
     stopped = true;
     detach();
   };
-  return { sink, stop, resume, ended: () => ended };
+  const flushed = () => (flushedPromise ??= ended ? Promise.resolve() : new Promise<void>((resolve) => (onEnd = resolve)));
+  return { sink, stop, resume, ended: () => ended, flushed };
 }
 
 /** DATA after its 354: `expected` final replies (1, or one per accepted LMTP recipient). */
 export function dataChannel(queue: CommandQueue, socket: Socket, expected: number): BodyChannel {
-  const finalReplies = Array.from({ length: expected }, () => expectReply(queue, "DATA"));
+  const finalReplies: Promise<Reply>[] = [];
+  for (let i = 0; i < expected; i++) finalReplies.push(expectReply(queue, "DATA"));
   const encoding = new BodyEncoding(true);
-  let flushed!: () => void;
-  const { sink, stop, ended } = socketSink(
+  let problem: Promise<BodyProblem> | undefined;
+  const { sink, stop, ended, flushed } = socketSink(
     socket,
     {
       encode: (chunk, write) => encoding.encode(chunk, write),
@@ -184,17 +199,15 @@ export function dataChannel(queue: CommandQueue, socket: Socket, expected: numbe
       busy: () => false,
       pump: () => {},
     },
-    () => flushed(),
   );
   return {
     sink,
-    flushed: new Promise((resolve) => (flushed = resolve)),
-    problem: new Promise((resolve) =>
-      finalReplies[0]!.then(
-        (reply) => resolve({ kind: "early", reply, command: "DATA" }),
-        (err: SMTPError) => resolve({ kind: "dead", err }),
-      ),
-    ),
+    flushed,
+    problem: () =>
+      (problem ??= finalReplies[0]!.then(
+        (reply): BodyProblem => ({ kind: "early", reply, command: "DATA" }),
+        (err: SMTPError): BodyProblem => ({ kind: "dead", err }),
+      )),
     refusedChunk: () => undefined,
     finalReplies,
     size: () => encoding.bytes,
@@ -254,8 +267,7 @@ export function bdatChannel(queue: CommandQueue, socket: Socket, options: BdatOp
   const pump = (write: Write) => {
     while (!refused && inFlight < limit && cutter.length >= options.chunkSize) frame(false, write);
   };
-  let flushed!: () => void;
-  const { sink, stop, resume, ended } = socketSink(
+  const { sink, stop, resume, ended, flushed } = socketSink(
     socket,
     {
       encode(chunk, write) {
@@ -278,12 +290,11 @@ export function bdatChannel(queue: CommandQueue, socket: Socket, options: BdatOp
       busy: () => cutter.length >= options.chunkSize,
       pump,
     },
-    () => flushed(),
   );
   return {
     sink,
-    flushed: new Promise((resolve) => (flushed = resolve)),
-    problem,
+    flushed,
+    problem: () => problem,
     refusedChunk: () => refused,
     finalReplies,
     size: () => payload,

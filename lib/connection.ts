@@ -442,13 +442,13 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
    * waiting go out in call order on the one connection. A transaction (`overlap`) may start
    * once the one before it handed the wire over (see OperationQueue).
    */
-  #enqueue<T>(operation: Operation<T>, overlap = false, guarded = true): Promise<T> {
+  #enqueue<T>(operation: Operation<T>, overlap = false, guarded = true, atOnce = false): Promise<T> {
     // A call that races the connection's death (a relay that has not seen `end` yet) must
     // not read as a refusal of its message: nothing was tried, so it is temporary.
     if (this.#state === "closed") return Promise.reject(new SMTPError("ECONNECTION", "Connection is closed", { command: "API", temporary: true, cause: this.#fatal }));
     if (this.#state === "new") return Promise.reject(new SMTPError("ECONNECTION", "Not connected: call connect() first", { command: "API", temporary: false }));
     const guard = () => this.#assertOpen();
-    return this.#operations.run(operation, { overlap, guard: guarded ? guard : undefined });
+    return this.#operations.run(operation, { overlap, guard: guarded ? guard : undefined, atOnce });
   }
 
   async #rset(): Promise<void> {
@@ -469,7 +469,8 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
    */
   #transaction(envelope: Envelope | StagedEnvelope, message: SendStream | Buffer): Promise<SendInfo> {
     const open = () => (this.#assertOpen(), this.#session());
-    const run = () => this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#ehloLines], handOver), true, false);
+    // A whole message starts at once when nothing is queued: the shortest path for a send awaited.
+    const run = () => this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#ehloLines], handOver), true, false, Buffer.isBuffer(message));
     return traceSend(run, () => ({ connectionId: this.id, host: this.host, port: this.port, envelope: envelopeOf(envelope) }));
   }
 

@@ -12,6 +12,15 @@
 
 export type Operation<T> = (handOver: () => void) => Promise<T>;
 
+/** `start()`, with a synchronous throw (the guard's) as a rejection, as `.then(start)` would give. */
+function startNow<T>(start: () => Promise<T>): Promise<T> {
+  try {
+    return start();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 export class OperationQueue {
   /** Settles once the newest operation has handed the wire over or finished. */
   #wireFree: Promise<void> = Promise.resolve();
@@ -28,25 +37,36 @@ export class OperationQueue {
    * Queues `operation`. With `overlap`, it may start as soon as the one before hands the
    * wire over; without, only once everything before it finished. `guard` runs just before
    * the operation starts and may throw to refuse it (the connection died meanwhile).
+   * With `atOnce`, an operation queued when nothing else is queued or running starts
+   * within the call, one promise job sooner: for a whole message sent and awaited (each
+   * such send comes here), where nothing of the caller's can change before it starts.
+   * Others start on a later job, so the caller can first attach to what run() returns
+   * (a SendStream's handlers) and act on it.
    */
-  run<T>(operation: Operation<T>, { overlap = false, guard }: { overlap?: boolean; guard?: () => void } = {}): Promise<T> {
+  run<T>(operation: Operation<T>, { overlap = false, guard, atOnce = false }: { overlap?: boolean; guard?: () => void; atOnce?: boolean } = {}): Promise<T> {
     const idle = this.#active === 0;
     this.#active++;
     let handOver!: () => void;
     const wireFree = new Promise<void>((resolve) => (handOver = resolve));
-    const started = overlap ? this.#wireFree : this.#allDone;
-    const running = started.then(() => {
-      guard?.();
-      return operation(handOver);
-    });
-    const finished = running.then(
-      () => this.#finish(handOver),
-      () => this.#finish(handOver),
-    );
+    let done!: () => void;
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    const before = overlap ? this.#wireFree : this.#allDone;
+    // Set before the operation starts, so an operation queued from within its first
+    // synchronous steps (an event handler calling send()) waits behind it.
     this.#wireFree = wireFree;
     // An operation that waited for everything before it (or found nothing to wait for)
     // finishes last; one that overlapped may finish before the one it overlapped.
     this.#allDone = overlap && !idle ? Promise.all([this.#allDone, finished]).then(() => undefined) : finished;
+    const start = () => {
+      guard?.();
+      return operation(handOver);
+    };
+    const running = idle && atOnce ? startNow(start) : before.then(start);
+    const finish = () => {
+      this.#finish(handOver);
+      done();
+    };
+    running.then(finish, finish);
     return running;
   }
 

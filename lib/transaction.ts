@@ -23,7 +23,7 @@ import type { Socket } from "node:net";
 import type { Envelope, RecipientOutcome, Reply, SendInfo } from "./types.js";
 import { fromReply, replyText, SMTPError, REPLY } from "./errors.js";
 import { prepareEnvelope, type PreparedEnvelope, type SessionFacts } from "./envelope.js";
-import type { CommandQueue } from "./command-queue.js";
+import type { Command, CommandQueue } from "./command-queue.js";
 import { bdatChannel, dataChannel, type BdatChannel, type BodyChannel } from "./body.js";
 import type { SendStream } from "./send-stream.js";
 import { recipientOutcomes, sendFailure, speakingRefusal, type RecipientFacts, type SendFacts } from "./outcome.js";
@@ -67,6 +67,9 @@ export interface TransactionSession {
   /** LMTP: a recipient's final reply arrived (the connection's `recipient` event). */
   recipient(outcome: RecipientOutcome, envelope: Envelope): void;
 }
+
+const RSET: Command = { command: "RSET", line: "RSET" };
+const DATA: Command = { command: "DATA", line: "DATA" };
 
 const isPositive = (reply: Reply | undefined): reply is Reply => reply !== undefined && reply.code >= 200 && reply.code < 300;
 
@@ -162,12 +165,13 @@ async function pipelinedEnvelope(session: TransactionSession, prepared: Prepared
   const reset = session.state.needsReset || session.state.finalsPending > 0;
   // With BDAT there is no DATA: the first chunk follows the envelope directly.
   const data = !session.canChunk;
-  const group = [
-    ...(reset ? [{ command: "RSET", line: "RSET" }] : []),
-    { command: "MAIL FROM", line: prepared.mailLine },
-    ...prepared.rcptLines.map((line) => ({ command: "RCPT TO", line })),
-    ...(data ? [{ command: "DATA", line: "DATA" }] : []),
-  ];
+  // Built and read back by index, not by spreads and destructuring: this runs for every
+  // message, and iterators are the larger part of what it would allocate.
+  const group: Command[] = [];
+  if (reset) group.push(RSET);
+  group.push({ command: "MAIL FROM", line: prepared.mailLine });
+  for (const line of prepared.rcptLines) group.push({ command: "RCPT TO", line });
+  if (data) group.push(DATA);
   // LMTP: the number of replies to "BDAT n LAST" is the number of RCPTs accepted.
   const firstRcpt = reset ? 2 : 1;
   let accepted = 0;
@@ -182,9 +186,10 @@ async function pipelinedEnvelope(session: TransactionSession, prepared: Prepared
   const replies = queue.sendGroup(group, onEach);
   startBody?.();
   socket.uncork();
-  const [resetReply, mailReply, ...rest] = reset ? await replies : [undefined, ...(await replies)];
-  const dataReply = data ? rest.pop() : undefined;
-  return judgeEnvelope(prepared, facts, resetReply, mailReply!, rest, dataReply);
+  const all = await replies;
+  const mail = reset ? 1 : 0;
+  const rcptEnd = mail + 1 + prepared.rcptLines.length;
+  return judgeEnvelope(prepared, facts, reset ? all[0] : undefined, all[mail]!, all.slice(mail + 1, rcptEnd), data ? all[rcptEnd] : undefined);
 }
 
 /** An envelope left unfinished because its message was abandoned: no error of its own. */
@@ -382,8 +387,8 @@ async function transact(session: TransactionSession, envelope: Envelope | Staged
   const outcome = channel.ended()
     ? ({ kind: "ended" } as const)
     : await Promise.race([
-    channel.flushed.then(() => ({ kind: "ended" }) as const),
-    channel.problem,
+    channel.flushed().then(() => ({ kind: "ended" }) as const),
+    channel.problem(),
     ...(stream ? [stream.aborted.then((err) => ({ kind: "aborted", err }) as const)] : []),
   ]);
 
