@@ -296,11 +296,11 @@ export type DoneCallback = { callback(err?: SMTPError | null): void }["callback"
 export interface SMTPConnectionEvents {
   /** The handshake is done (greeting, EHLO, STARTTLS as configured). */
   connect: [];
-  /** A failure no operation received, only when someone listens (README, The `error` event). */
+  /** The fatal connection error, once, and only when someone listens (SPEC §8): operations get their own errors. */
   error: [err: SMTPError];
   /** The connection closed; once, whatever the reason. */
   end: [];
-  /** A recipient's outcome is known. */
+  /** LMTP: a recipient's final reply arrived; `envelope` is the object the send was given. */
   recipient: [outcome: RecipientOutcome, envelope: Envelope];
 }
 

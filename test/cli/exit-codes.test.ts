@@ -27,7 +27,7 @@ test("0: every message sent to every recipient", async () => {
 test("3: a refused connection; each message gets a line saying it was not sent", async () => {
   const port = await closedPort();
   const run = await runCommand(["send", "-s", `127.0.0.1:${port}`, "--json", eml, eml]);
-  assert.is(run.code, 3);
+  assert.is(run.code, 3, run.stdout + run.stderr);
   const lines = jsonLines(run.stdout);
   assert.is(lines.length, 2);
   assert.is(lines[0]!.error.code, "ESOCKET");
@@ -40,7 +40,7 @@ test("3: a server that never greets, cut off by --timeout", async () => {
   const fault = await startFaultServer([{ stall: true }]);
   try {
     const run = await runCommand(["send", "-s", `127.0.0.1:${fault.port}`, "--timeout", "0.3", eml]);
-    assert.is(run.code, 3);
+    assert.is(run.code, 3, run.stdout + run.stderr);
     assert.match(run.stdout, /not sent: ETIMEDOUT /);
   } finally {
     await fault.close();
@@ -51,7 +51,7 @@ test("3: the connection lost after the end of data: the line says the message ma
   const fault = await startFaultServer([...greetAndEhlo([]), ...acceptEnvelope(), { expectData: true }, { close: true }]);
   try {
     const run = await runCommand(["send", "-s", `127.0.0.1:${fault.port}`, eml]);
-    assert.is(run.code, 3);
+    assert.is(run.code, 3, run.stdout + run.stderr);
     assert.match(run.stdout, /exit\.eml: may have been delivered: ECONNECTION /);
     const json = await runCommand(["send", "-s", `127.0.0.1:${fault.port}`, "--json", eml]);
     assert.is(jsonLines(json.stdout)[0]!.error.deliveryState, "unknown");
@@ -64,7 +64,7 @@ test("5: a message sent, some of its recipients refused", async () => {
   const server = await startServer({ refuseRecipients: ["bad@example.org"] });
   try {
     const run = await runCommand(["send", "-s", `127.0.0.1:${server.port}`, "--to", "ok@example.org,bad@example.org", eml]);
-    assert.is(run.code, 5);
+    assert.is(run.code, 5, run.stdout + run.stderr);
     assert.match(run.stdout, /sent to ok@example.org; refused bad@example.org/);
   } finally {
     await server.close();
@@ -82,14 +82,14 @@ test("6: the sender refused, every recipient refused, or the message refused at 
   });
   try {
     const sender = await runCommand(["send", "-s", `127.0.0.1:${server.port}`, "--from", "banned@example.com", "--json", eml]);
-    assert.is(sender.code, 6);
+    assert.is(sender.code, 6, sender.stdout + sender.stderr);
     assert.is(jsonLines(sender.stdout)[0]!.error.code, "EENVELOPE");
     assert.is(jsonLines(sender.stdout)[0]!.error.command, "MAIL FROM");
     const recipients = await runCommand(["send", "-s", `127.0.0.1:${server.port}`, "--to", "bad@example.org", "--json", eml]);
-    assert.is(recipients.code, 6);
+    assert.is(recipients.code, 6, recipients.stdout + recipients.stderr);
     assert.equal(jsonLines(recipients.stdout)[0]!.error.rejected, ["bad@example.org"]);
     const content = await runCommand(["send", "-s", `127.0.0.1:${server.port}`, "--json", eml]);
-    assert.is(content.code, 6);
+    assert.is(content.code, 6, content.stdout + content.stderr);
     const error = jsonLines(content.stdout)[0]!.error;
     assert.is(error.code, "EMESSAGE");
     assert.is(error.responseCode, 554);
@@ -107,7 +107,7 @@ test("with several messages the most serious outcome is the exit code, and every
     const partly = files.file("partly.eml", message({ to: "ok@example.org, bad@example.org" }));
     const refused = files.file("refused.eml", message({ to: "bad@example.org" }));
     const run = await runCommand(["send", "-s", `127.0.0.1:${server.port}`, partly, refused, eml]);
-    assert.is(run.code, 6);
+    assert.is(run.code, 6, run.stdout + run.stderr);
     assert.is(server.messages.length, 2);
     const lines = run.stdout.trim().split("\n");
     assert.match(lines[0]!, /partly\.eml: sent to ok@example.org; refused bad@example.org/);
@@ -136,7 +136,7 @@ test("2: a message with no sender or no recipient to be found is not sent; the o
     const noFrom = files.file("no-from.eml", "To: a@example.org\r\n\r\nbody\r\n");
     const noTo = files.file("no-to.eml", "From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n");
     const run = await runCommand(["send", "-s", `127.0.0.1:${server.port}`, "--json", noFrom, noTo, eml]);
-    assert.is(run.code, 2);
+    assert.is(run.code, 2, run.stdout + run.stderr);
     const lines = jsonLines(run.stdout);
     assert.match(lines[0]!.error.message, /no --from, and no From: address/);
     assert.match(lines[1]!.error.message, /no --to, and no To:, Cc: or Bcc: address/);
@@ -151,7 +151,7 @@ test("2: a message whose header never ends within 1 MiB is not a message", async
   const server = await startServer();
   try {
     const run = await runCommand(["send", "-s", `127.0.0.1:${server.port}`], { input: "X: " + "y".repeat(1.2 * 1024 * 1024) });
-    assert.is(run.code, 2);
+    assert.is(run.code, 2, run.stdout + run.stderr);
     assert.match(run.stdout, /no end of the header within 1048576 bytes/);
     assert.is(server.messages.length, 0);
   } finally {
@@ -163,7 +163,7 @@ test("2: an address with a character no address may hold is refused before anyth
   const server = await startServer();
   try {
     const run = await runCommand(["send", "-s", `127.0.0.1:${server.port}`, "--to", "a<b@example.org", eml]);
-    assert.is(run.code, 2);
+    assert.is(run.code, 2, run.stdout + run.stderr);
     assert.match(run.stdout, /not sent: EENVELOPE Invalid recipient address/);
     assert.is(server.messages.length, 0);
   } finally {
@@ -207,7 +207,7 @@ for (const [args, says] of usage) {
 test("--help and no arguments print the options and the exit codes; --version the package's version", async () => {
   for (const args of [["--help"], [], ["help"], ["send", "-h"]]) {
     const run = await runCommand(args);
-    assert.is(run.code, 0);
+    assert.is(run.code, 0, run.stdout + run.stderr);
     for (const option of ["--server", "--tls-on-connect", "--no-tls-verify", "--auth [TYPE]", "--quit-after", "--json", "--dsn-notify", "Exit codes"]) assert.ok(run.stdout.includes(option), `${option} in --help`);
   }
   const version = await runCommand(["--version"]);

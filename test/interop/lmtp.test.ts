@@ -48,6 +48,14 @@ if (env) {
       assert.is(err!.enhancedCode, "5.2.2");
       assert.match(err!.response ?? "", /Quota exceeded/);
       assert.is(err!.recipient, env.address("full"));
+      // One outcome per recipient, each settled by its own final reply.
+      assert.equal(
+        info.recipients.map((r) => [r.address, r.status, r.responseCode, r.enhancedCode]),
+        [
+          [env.address("alice"), "accepted", 250, "2.0.0"],
+          [env.address("full"), "rejected", 552, "5.2.2"],
+        ],
+      );
       await assertDelivered(env, "alice", m);
       // Dovecot answers after storing, so a refused recipient has nothing by now.
       assert.equal(deliveredNow(env, "full", m.id), []);
@@ -64,6 +72,8 @@ if (env) {
       assert.is(err.code, "EMESSAGE");
       assert.is(err.responseCode, 552);
       assert.is(err.enhancedCode, "5.2.2");
+      assert.is(err.deliveryState, "rejected");
+      assert.equal(err.recipients?.map((r) => r.status), ["rejected"]);
       const next = makeMessage({ subject: "LMTP, after a failure" });
       await within(conn.send({ from: FROM, to: env.address("bob") }, next.raw), 30_000, "next send");
       await assertDelivered(env, "bob", next);
@@ -93,9 +103,12 @@ if (env) {
     try {
       const m = makeMessage({ subject: "LMTP stream", body: "streamed\n.\nwith bare LF\n" });
       const out = conn.createSendStream({ from: "", to: [env.address("bob"), env.address("full"), env.address("carol")] });
+      const announced: string[] = [];
+      out.on("recipient", (outcome: { address: string; status: string }) => announced.push(`${outcome.address} ${outcome.status}`));
       await within(pipeline(Readable.from([m.raw]), out), 30_000, "pipeline");
       assert.equal(out.info?.accepted, [env.address("bob"), env.address("carol")]);
       assert.equal(out.info?.rejected, [env.address("full")]);
+      assert.equal(announced, [`${env.address("bob")} accepted`, `${env.address("full")} rejected`, `${env.address("carol")} accepted`], "one recipient event per final reply, in order");
       // Delivered already when finish fired: LMTP replies after storing.
       assert.is(deliveredNow(env, "bob", m.id).length, 1);
       assert.is(deliveredNow(env, "carol", m.id).length, 1);
