@@ -22,7 +22,7 @@ import { authenticate, cleartextRefusal } from "./auth/index.js";
 import { checkClientName } from "./envelope.js";
 import { SendStream, sendBytes, sendFromSource } from "./send-stream.js";
 import { checkMessage, type MessageInput } from "./message.js";
-import { runTransaction, type TransactionSession, type TransactionState } from "./transaction.js";
+import { envelopeOf, runTransaction, type StagedEnvelope, type TransactionSession, type TransactionState } from "./transaction.js";
 import { OperationQueue, type Operation } from "./operation-queue.js";
 import { createLevelLogger, createTranscript, type Transcript } from "./logger.js";
 import { VERSION } from "./version.js";
@@ -30,6 +30,8 @@ import { settle } from "./callback.js";
 import { abortError, readCallArgs, watchSignal } from "./abort.js";
 import { deliveryState } from "./outcome.js";
 import { publishCommand, publishReply, traceSend } from "./diagnostics.js";
+import { MailTransaction, type TransactionEnvelope } from "./mail-transaction.js";
+import { proxyCommandLines, sendProxyCommand, type XClientAttributes, type XForwardAttributes } from "./xclient.js";
 
 /** QUIT is a courtesy: never wait longer than this for its 221. */
 const QUIT_WAIT_MS = 5000;
@@ -189,19 +191,74 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
     return stream;
   }
 
+  /**
+   * Opens a transaction one step at a time: resolves once the server accepted MAIL FROM
+   * (rejects with its EENVELOPE error otherwise). Then `tx.addRecipient(address)` sends
+   * one RCPT TO and resolves with that recipient's outcome, `tx.createSendStream()` gives
+   * the body stream, and `tx.abort()` abandons the transaction. It runs in the queue of
+   * operations like a send, and holds the connection until its body completes or it is
+   * aborted. This is what a relay uses to answer each RCPT with the upstream's reply.
+   */
+  beginTransaction(envelope: TransactionEnvelope): Promise<MailTransaction> {
+    return new MailTransaction(envelope, (staged, stream) => this.#transaction(staged, stream)).opened;
+  }
+
   /** RSET: aborts the current transaction state; resolves true. */
   reset(): Promise<boolean>;
   reset(callback: Callback<boolean>): void;
   reset(callback?: Callback<boolean>): Promise<boolean> | void {
     return settle(
       this.#enqueue(async () => {
-        const reply = await this.#queue.send("RSET", "RSET");
-        if (reply.code !== REPLY.OK) throw fromReply("EPROTOCOL", "Could not reset session state", reply, "RSET");
-        this.#transactionState.needsReset = false;
+        await this.#rset();
         return true;
       }),
       callback,
       this.#delivered,
+    );
+  }
+
+  /**
+   * XCLIENT (Postfix): tells a server that trusts this client who the original client was
+   * (its address, name, HELO, login…), for the rest of the session. Resolves once the
+   * server greeted again and EHLO was said again (with `helo` when given, so the server's
+   * Received header shows the original client's name). Fails with EPROTOCOL, before
+   * anything is written, when the server does not advertise XCLIENT or an attribute, or a
+   * value is invalid; with the server's reply when it refuses.
+   */
+  xclient(attributes: XClientAttributes): Promise<void>;
+  xclient(attributes: XClientAttributes, callback: Callback<void>): void;
+  xclient(attributes: XClientAttributes, callback?: Callback<void>): Promise<void> | void {
+    return settle(
+      this.#enqueue(async () => {
+        const lines = proxyCommandLines("XCLIENT", attributes, this.#extensions.get("XCLIENT"));
+        if (attributes.helo !== undefined) checkClientName(attributes.helo);
+        // The server refuses XCLIENT inside a transaction; a failed one may still be open.
+        if (this.#transactionState.needsReset) await this.#rset();
+        await sendProxyCommand(this.#queue, "XCLIENT", lines);
+        // The session starts over as the forwarded client's: any login was ours, not theirs.
+        this.authenticated = false;
+        await this.#hello(attributes.helo ?? this.name);
+      }),
+      callback,
+    );
+  }
+
+  /**
+   * XFORWARD (Postfix): tells the server what to log as the original client (address,
+   * name, HELO, protocol, source, ident) for the next transaction; call it before
+   * send()/beginTransaction(). Resolves once the server said 250. Fails as xclient() does.
+   */
+  xforward(attributes: XForwardAttributes): Promise<void>;
+  xforward(attributes: XForwardAttributes, callback: Callback<void>): void;
+  xforward(attributes: XForwardAttributes, callback?: Callback<void>): Promise<void> | void {
+    return settle(
+      this.#enqueue(async () => {
+        const lines = proxyCommandLines("XFORWARD", attributes, this.#extensions.get("XFORWARD"));
+        // RSET after XFORWARD would reset its attributes, so the pending one goes first.
+        if (this.#transactionState.needsReset) await this.#rset();
+        await sendProxyCommand(this.#queue, "XFORWARD", lines);
+      }),
+      callback,
     );
   }
 
@@ -276,8 +333,8 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
     await this.#hello();
   }
 
-  async #hello(): Promise<void> {
-    const { extensions, lines } = await sayHello(this.#queue, this.name, Boolean(this.options.lmtp));
+  async #hello(name = this.name): Promise<void> {
+    const { extensions, lines } = await sayHello(this.#queue, name, Boolean(this.options.lmtp));
     this.#extensions = extensions;
     this.#ehloLines = lines;
     this.#extensionsView = freezeExtensions(extensions);
@@ -394,6 +451,12 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
     return this.#operations.run(operation, { overlap, guard: guarded ? guard : undefined, atOnce });
   }
 
+  async #rset(): Promise<void> {
+    const reply = await this.#queue.send("RSET", "RSET");
+    if (reply.code !== REPLY.OK) throw fromReply("EPROTOCOL", "Could not reset session state", reply, "RSET");
+    this.#transactionState.needsReset = false;
+  }
+
   /** An operation whose turn came after the connection died gets its own error ("API": it wrote nothing). */
   #assertOpen(): void {
     if (this.#state === "closed") throw connectionFailure(this.#fatal!, "API");
@@ -404,11 +467,11 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
    * the connection itself (see runTransaction), so that a send queued behind a failure
    * reports its own outcome too.
    */
-  #transaction(envelope: Envelope, message: SendStream | Buffer): Promise<SendInfo> {
+  #transaction(envelope: Envelope | StagedEnvelope, message: SendStream | Buffer): Promise<SendInfo> {
     const open = () => (this.#assertOpen(), this.#session());
     // A whole message starts at once when nothing is queued: the shortest path for a send awaited.
     const run = () => this.#enqueue((handOver) => runTransaction(open, envelope, message, [...this.#ehloLines], handOver), true, false, Buffer.isBuffer(message));
-    return traceSend(run, () => ({ connectionId: this.id, host: this.host, port: this.port, envelope }));
+    return traceSend(run, () => ({ connectionId: this.id, host: this.host, port: this.port, envelope: envelopeOf(envelope) }));
   }
 
   /** What transactions see of the connection; made again only when the socket, TLS or EHLO changed. */

@@ -24,6 +24,10 @@ export interface PreparedEnvelope {
   to: string[];
   mailLine: string;
   rcptLines: string[];
+  /** Parameters every RCPT TO carries (DSN NOTIFY, ORCPT), with their leading space. */
+  rcptSuffix: string;
+  /** MAIL FROM declared SMTPUTF8, so a non-ASCII recipient may follow. */
+  smtpUtf8: boolean;
   /** BODY=BINARYMIME: the body goes as is, without line-end normalisation. */
   binary: boolean;
 }
@@ -80,14 +84,20 @@ function checkSize(size: unknown): number {
   return value;
 }
 
-/** Checks the envelope against the caller's rules and the session's extensions. */
-export function prepareEnvelope(envelope: Envelope, session: SessionFacts): PreparedEnvelope {
+const rcptTo = (address: string, suffix: string): string => `RCPT TO:<${address}>${suffix}`;
+
+/**
+ * Checks the envelope against the caller's rules and the session's extensions. With
+ * `recipientsLater` (a transaction opened one RCPT at a time), `to` may be empty and each
+ * recipient is added with recipientLine().
+ */
+export function prepareEnvelope(envelope: Envelope, session: SessionFacts, { recipientsLater = false } = {}): PreparedEnvelope {
   if (!envelope || typeof envelope !== "object") throw badInput("Envelope is missing", "EENVELOPE");
   // Nodemailer's typings allow `from: false` for the null sender.
   const from = checkAddress(envelope.from === false ? "" : (envelope.from ?? ""), "sender");
   const rawTo = ([] as unknown[]).concat(envelope.to ?? []);
   const to = rawTo.map((address) => checkAddress(address, "recipient")).filter((address) => address.length > 0);
-  if (to.length === 0) throw badInput("No recipients defined", "EENVELOPE");
+  if (to.length === 0 && !recipientsLater) throw badInput("No recipients defined", "EENVELOPE");
 
   const ext = session.extensions;
   const mailParams: string[] = [];
@@ -150,9 +160,25 @@ export function prepareEnvelope(envelope: Envelope, session: SessionFacts): Prep
     from,
     to,
     mailLine: `MAIL FROM:<${from}>${mailSuffix}`,
-    rcptLines: to.map((address) => `RCPT TO:<${address}>${rcptSuffix}`),
+    rcptLines: to.map((address) => rcptTo(address, rcptSuffix)),
+    rcptSuffix,
+    smtpUtf8: mailParams.includes("SMTPUTF8"),
     binary,
   };
+}
+
+/**
+ * Checks one recipient added after MAIL FROM went out and returns its address and RCPT TO
+ * line. A non-ASCII address needs SMTPUTF8 on the MAIL FROM already written, so without
+ * it the recipient is refused here, before anything is written.
+ */
+export function recipientLine(prepared: PreparedEnvelope, given: unknown): { address: string; line: string } {
+  const address = checkAddress(given, "recipient");
+  if (address.length === 0) throw badInput("Empty recipient address", "EENVELOPE");
+  if (NON_ASCII.test(address) && !prepared.smtpUtf8) {
+    throw badInput(`Internationalized (non-ASCII) recipient ${JSON.stringify(address)}, but MAIL FROM did not declare SMTPUTF8 (set smtpUtf8 when opening the transaction)`, "EENVELOPE");
+  }
+  return { address, line: rcptTo(address, prepared.rcptSuffix) };
 }
 
 /** The EHLO name must be one token of printable characters (RFC 5321 §4.1.1.1). */

@@ -7,6 +7,8 @@ import { SMTPConnection } from "./connection.js";
 
 export { SMTPConnection };
 export { SendStream } from "./send-stream.js";
+export { MailTransaction, type TransactionEnvelope, type RecipientReply } from "./mail-transaction.js";
+export type { XClientAttributes, XForwardAttributes } from "./xclient.js";
 export type { SendPhase } from "./outcome.js";
 export { SMTPError, type SMTPErrorCode } from "./errors.js";
 export type { SendTrace, CommandMessage, ReplyMessage } from "./diagnostics.js";

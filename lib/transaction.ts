@@ -22,7 +22,7 @@
 import type { Socket } from "node:net";
 import type { Envelope, RecipientOutcome, Reply, SendInfo } from "./types.js";
 import { fromReply, replyText, SMTPError, REPLY } from "./errors.js";
-import { prepareEnvelope, type PreparedEnvelope } from "./envelope.js";
+import { prepareEnvelope, type PreparedEnvelope, type SessionFacts } from "./envelope.js";
 import type { Command, CommandQueue } from "./command-queue.js";
 import { bdatChannel, dataChannel, type BdatChannel, type BodyChannel } from "./body.js";
 import type { SendStream } from "./send-stream.js";
@@ -75,6 +75,29 @@ const DATA: Command = { command: "DATA", line: "DATA" };
 
 const isPositive = (reply: Reply | undefined): reply is Reply => reply !== undefined && reply.code >= 200 && reply.code < 300;
 
+/**
+ * An envelope given one recipient at a time (MailTransaction): MAIL FROM goes out first,
+ * each RCPT TO as it is added, DATA once the body is asked for. It is written by the same
+ * stepwise code as a whole envelope, so its replies are judged the same way.
+ */
+export interface StagedEnvelope {
+  /** Checks the sender and the parameters; `to` grows as recipients are taken. */
+  prepare(session: SessionFacts): PreparedEnvelope;
+  /** MAIL FROM was accepted: recipients may come now. */
+  mailAccepted(): void;
+  /** RCPT TO lines as they are added; ends once the body is asked for or the transaction abandoned (its stream destroyed). */
+  recipients(): AsyncIterable<string>;
+  /** The reply to the RCPT TO last taken from recipients(). */
+  recipientAnswered(reply: Reply): void;
+  /** The envelope as far as it is known (traces, events): the recipients added so far. */
+  readonly envelope: Envelope;
+}
+
+/** A refused RCPT TO as the error reported for that recipient; undefined when it was accepted. */
+export function recipientRefusal(address: string, reply: Reply): SMTPError | undefined {
+  return isPositive(reply) ? undefined : fromReply("EENVELOPE", `RCPT TO:<${address}> rejected`, reply, "RCPT TO", { recipient: address });
+}
+
 /** Reads every reply of a written group; a dead connection rejects with its error. */
 async function readAll(replies: Promise<Reply>[]): Promise<Reply[]> {
   // The usual case (one final reply) needs none of allSettled's bookkeeping.
@@ -109,10 +132,12 @@ function judgeEnvelope(prepared: PreparedEnvelope, facts: SendFacts, reset: Repl
   rcpts.forEach((reply, i) => (facts.recipients![i]!.rcpt = reply));
   rcpts.forEach((reply, i) => {
     const address = prepared.to[i]!;
-    if (isPositive(reply)) result.accepted.push(address);
-    else if (reply) {
+    if (!reply) return;
+    const refusal = recipientRefusal(address, reply);
+    if (!refusal) result.accepted.push(address);
+    else {
       result.rejected.push(address);
-      result.rejectedErrors.push(fromReply("EENVELOPE", `RCPT TO:<${address}> rejected`, reply, "RCPT TO", { recipient: address }));
+      result.rejectedErrors.push(refusal);
     }
   });
   if (result.accepted.length === 0) {
@@ -175,22 +200,29 @@ const ABANDONED: EnvelopeResult = Object.freeze({ accepted: [], rejected: [], re
 /**
  * One command at a time, stopping at the first thing that makes going on pointless: a
  * refusal, or the message being abandoned (then above all before DATA, whose 354 would
- * leave closing the connection as the only way out).
+ * leave closing the connection as the only way out). A staged envelope gives its
+ * recipients as they are added and hears each one's reply.
  */
-async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope, facts: SendFacts, abandoned: () => boolean): Promise<EnvelopeResult> {
+async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope, facts: SendFacts, abandoned: () => boolean, staged?: StagedEnvelope): Promise<EnvelopeResult> {
   const { queue } = session;
-  const reset = session.state.needsReset ? await queue.send("RSET", "RSET") : undefined;
+  // finalsPending is non-zero only with pipelining: a staged envelope behind an overlapped send.
+  const reset = session.state.needsReset || session.state.finalsPending > 0 ? await queue.send("RSET", "RSET") : undefined;
   if (reset && !isPositive(reset)) return judgeEnvelope(prepared, facts, reset, reset, [], undefined);
   if (abandoned()) return ABANDONED;
   const mail = await queue.send("MAIL FROM", prepared.mailLine);
   if (!isPositive(mail)) return judgeEnvelope(prepared, facts, reset, mail, [], undefined);
+  staged?.mailAccepted();
   const rcpts: Reply[] = [];
-  for (const line of prepared.rcptLines) {
+  for await (const line of staged?.recipients() ?? prepared.rcptLines) {
     if (abandoned()) return ABANDONED;
-    rcpts.push(await queue.send("RCPT TO", line));
+    const reply = await queue.send("RCPT TO", line);
+    rcpts.push(reply);
+    staged?.recipientAnswered(reply);
   }
-  if (!rcpts.some(isPositive)) return judgeEnvelope(prepared, facts, reset, mail, rcpts, undefined);
+  // The staged recipients are known only now.
+  if (staged) facts.recipients = prepared.to.map((address) => ({ address }));
   if (abandoned()) return ABANDONED;
+  if (!rcpts.some(isPositive)) return judgeEnvelope(prepared, facts, reset, mail, rcpts, undefined);
   const data = await queue.send("DATA", "DATA");
   return judgeEnvelope(prepared, facts, reset, mail, rcpts, data);
 }
@@ -263,7 +295,7 @@ function announceFinals(session: TransactionSession, finals: Promise<Reply>[], r
  * message, written with its terminator in one burst. A failure is this send's own error,
  * with what it tells (deliveryState, recipients) decided by outcome.ts.
  */
-export async function runTransaction(open: () => TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
+export async function runTransaction(open: () => TransactionSession, envelope: Envelope | StagedEnvelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void): Promise<SendInfo> {
   const facts: SendFacts = { phase: "queued" };
   try {
     return await transact(open(), envelope, message, ehlo, handOver, facts);
@@ -284,9 +316,15 @@ function startBody(channel: BodyChannel, message: SendStream | Buffer): void {
   sink.uncork?.();
 }
 
-async function transact(session: TransactionSession, envelope: Envelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void, facts: SendFacts): Promise<SendInfo> {
+const isStaged = (envelope: Envelope | StagedEnvelope): envelope is StagedEnvelope => typeof (envelope as StagedEnvelope | undefined)?.recipients === "function";
+
+/** The envelope of a transaction, whole or staged (as far as it is known). */
+export const envelopeOf = (envelope: Envelope | StagedEnvelope): Envelope => (isStaged(envelope) ? envelope.envelope : envelope);
+
+async function transact(session: TransactionSession, envelope: Envelope | StagedEnvelope, message: SendStream | Buffer, ehlo: string[], handOver: () => void, facts: SendFacts): Promise<SendInfo> {
   const stream = Buffer.isBuffer(message) ? undefined : message;
-  const prepared = prepareEnvelope(envelope, session);
+  const staged = isStaged(envelope) ? envelope : undefined;
+  const prepared = staged ? staged.prepare(session) : prepareEnvelope(envelope as Envelope, session);
   // Destroyed (or aborted) while queued behind other sends: nothing was written, nothing to undo.
   if (stream?.abortReason) throw stream.abortReason;
   stream?.begin();
@@ -295,10 +333,11 @@ async function transact(session: TransactionSession, envelope: Envelope, message
   facts.recipients = prepared.to.map((address) => ({ address }));
   // Counted as it is written (both envelope writers write their first line at once).
   const envelopeNumber = ++session.state.envelopesSent;
-  // BDAT: the body starts with the envelope, before its replies are known.
-  const chunks = session.canChunk ? bdatChannel(session.queue, session.socket, { chunkSize: session.bdatChunkSize, binary: prepared.binary, noteCommand: session.noteCommand }) : undefined;
+  // BDAT: the body starts with the envelope, before its replies are known. A staged
+  // envelope is not written in one group, so it sends its body after DATA instead.
+  const chunks = session.canChunk && !staged ? bdatChannel(session.queue, session.socket, { chunkSize: session.bdatChunkSize, binary: prepared.binary, noteCommand: session.noteCommand }) : undefined;
   const abandoned = () => stream?.abortReason !== undefined;
-  const result = await (session.canPipeline ? pipelinedEnvelope(session, prepared, facts, chunks, chunks && (() => startBody(chunks, message))) : stepwiseEnvelope(session, prepared, facts, abandoned)).catch((err: unknown) => {
+  const result = await (session.canPipeline && !staged ? pipelinedEnvelope(session, prepared, facts, chunks, chunks && (() => startBody(chunks, message))) : stepwiseEnvelope(session, prepared, facts, abandoned, staged)).catch((err: unknown) => {
     chunks?.stop();
     // A small message goes whole ("BDAT n LAST") with its envelope: it may be delivered.
     if (chunks?.ended()) facts.phase = "final";
@@ -379,11 +418,11 @@ async function transact(session: TransactionSession, envelope: Envelope, message
     throw err;
   }
 
-  const command = session.canChunk ? "BDAT" : "DATA";
+  const command = chunks ? "BDAT" : "DATA";
   facts.phase = "final";
   // Every final reply is expected by now (BDAT queues them with its last chunk).
   const settled = facts.recipients!.filter((r) => isPositive(r.rcpt));
-  if (session.lmtp) announceFinals(session, channel.finalReplies, settled, envelope, stream);
+  if (session.lmtp) announceFinals(session, channel.finalReplies, settled, envelopeOf(envelope), stream);
   const replies = await awaitFinal(session, channel, facts, handOver, refused);
   const messageTime = Date.now() - bodyStarted;
   if (!session.lmtp) for (const recipient of settled) recipient.final = replies[0];

@@ -183,7 +183,7 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
       while ((index = pending.indexOf("\r\n")) >= 0) {
         const line = pending.slice(0, index);
         pending = pending.slice(index + 2);
-        if (/^(EHLO|HELO|LHLO|MAIL|RCPT|DATA|RSET|QUIT|NOOP|AUTH|STARTTLS|BDAT)\b/i.test(line)) commands.push(line);
+        if (/^(EHLO|HELO|LHLO|MAIL|RCPT|DATA|RSET|QUIT|NOOP|AUTH|STARTTLS|BDAT|XCLIENT|XFORWARD)\b/i.test(line)) commands.push(line);
       }
     });
   }

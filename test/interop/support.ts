@@ -25,6 +25,8 @@ export interface InteropEnv {
   smallPort: number;
   /** Postfix like smtpPort without PIPELINING; logs and refuses input it sees sent ahead. */
   nopipePort: number;
+  /** Postfix like smtpPort that trusts XCLIENT and XFORWARD from loopback. */
+  xclientPort: number;
   /** Postfix submission: STARTTLS required, then SASL AUTH (through Dovecot). */
   submissionPort: number;
   /** Postfix with TLS from the first byte. */
@@ -81,6 +83,7 @@ export function interopEnv(file: string): InteropEnv | undefined {
     smtpPort: Number(need("INTEROP_SMTP_PORT")),
     smallPort: Number(need("INTEROP_SMALL_PORT")),
     nopipePort: Number(need("INTEROP_NOPIPE_PORT")),
+    xclientPort: Number(need("INTEROP_XCLIENT_PORT")),
     submissionPort: Number(need("INTEROP_SUBMISSION_PORT")),
     smtpsPort: Number(need("INTEROP_SMTPS_PORT")),
     lmtpPort: Number(need("INTEROP_LMTP_PORT")),

@@ -32,6 +32,7 @@ SUBMISSION_PORT=${INTEROP_SUBMISSION_PORT:-2587} # like 587: STARTTLS required b
 SMTPS_PORT=${INTEROP_SMTPS_PORT:-2465}           # like 465: TLS from the first byte
 SMALL_PORT=${INTEROP_SMALL_PORT:-2526}           # like SMTP_PORT, with a small size limit
 NOPIPE_PORT=${INTEROP_NOPIPE_PORT:-2527}         # like SMTP_PORT, without PIPELINING
+XCLIENT_PORT=${INTEROP_XCLIENT_PORT:-2528}       # like SMTP_PORT, trusting XCLIENT and XFORWARD from loopback
 LMTP_PORT=${INTEROP_LMTP_PORT:-2424}             # Dovecot LMTP, plain TCP
 # Postfix counts its own Received header and the envelope against message_size_limit, so
 # the limit sits well above the 64 MiB test message.
@@ -323,6 +324,12 @@ put "$PFX/master.cf" postfix <<EOF
   -o syslog_name=postfix/nopipe
   -o smtpd_discard_ehlo_keywords=pipelining
   -o smtpd_data_restrictions=reject_unauth_pipelining
+# A relay in front of Postfix passes the original client on (XCLIENT: the Received header
+# and access rules; XFORWARD: the log). Only clients listed here may, so only this port.
+127.0.0.1:$XCLIENT_PORT inet n - n - - smtpd
+  -o syslog_name=postfix/xclient
+  -o smtpd_authorized_xclient_hosts=127.0.0.0/8
+  -o smtpd_authorized_xforward_hosts=127.0.0.0/8
 127.0.0.1:$SUBMISSION_PORT inet n - n - - smtpd
   -o syslog_name=postfix/submission
   -o smtpd_tls_security_level=encrypt
@@ -402,16 +409,16 @@ if postfix -c "$PFX" status >/dev/null 2>&1; then
     postfix -c "$PFX" reload </dev/null >/dev/null 2>&1 || { show_logs; die "postfix reload failed"; }
   fi
 else
-  for p in "$SMTP_PORT" "$SMALL_PORT" "$NOPIPE_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT"; do
+  for p in "$SMTP_PORT" "$SMALL_PORT" "$NOPIPE_PORT" "$XCLIENT_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT"; do
     port_open "$p" && die "port $p is already in use by something else"
   done
   postfix -c "$PFX" start </dev/null >/dev/null 2>&1 || { show_logs; die "postfix failed to start"; }
 fi
-wait_ports 20 "$SMTP_PORT" "$SMALL_PORT" "$NOPIPE_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT" ||
+wait_ports 20 "$SMTP_PORT" "$SMALL_PORT" "$NOPIPE_PORT" "$XCLIENT_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT" ||
   { show_logs; die "postfix ports did not open"; }
 # An open port is not enough: wait for the 220 greeting (the TLS port is only probed open,
 # which logs a harmless "lost connection" in postfix.log).
-for p in "$SMTP_PORT" "$SMALL_PORT" "$NOPIPE_PORT" "$SUBMISSION_PORT" "$LMTP_PORT"; do
+for p in "$SMTP_PORT" "$SMALL_PORT" "$NOPIPE_PORT" "$XCLIENT_PORT" "$SUBMISSION_PORT" "$LMTP_PORT"; do
   g=$(greeting "$p"); case $g in 220*) ;; *) show_logs; die "port $p: unexpected greeting '$g'" ;; esac
 done
 log "servers up in $(secs "$t1")s (whole script $(secs "$t0")s)"
@@ -426,6 +433,7 @@ log "servers up in $(secs "$t1")s (whole script $(secs "$t0")s)"
   emit INTEROP_SMTP_PORT "$SMTP_PORT"
   emit INTEROP_SMALL_PORT "$SMALL_PORT"
   emit INTEROP_NOPIPE_PORT "$NOPIPE_PORT"
+  emit INTEROP_XCLIENT_PORT "$XCLIENT_PORT"
   emit INTEROP_SUBMISSION_PORT "$SUBMISSION_PORT"
   emit INTEROP_SMTPS_PORT "$SMTPS_PORT"
   emit INTEROP_LMTP_PORT "$LMTP_PORT"
