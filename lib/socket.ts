@@ -59,18 +59,24 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | Look
  * dns.lookup with a deadline; a late answer is ignored once the deadline fired. Addresses
  * of a family this machine can reach only through internal interfaces (Nodemailer's
  * allowInternalNetworkInterfaces) are tried last rather than dropped, so a loopback-only
- * machine still connects.
+ * machine still connects. `cancel()` gives up on a lookup in progress (its socket was
+ * destroyed, say by an aborted connect()): the deadline's timer goes at once instead of
+ * keeping the process alive until the resolver answers.
  */
-function lookupWithTimeout(timeoutMs: number, allowInternal: boolean) {
-  return (hostname: string, options: LookupAllOptions | number, callback: LookupCallback): void => {
+function lookupWithTimeout(timeoutMs: number, allowInternal: boolean): { lookup: net.LookupFunction; cancel(): void } {
+  let cancelled = false;
+  let pending: NodeJS.Timeout | undefined;
+  const lookup = (hostname: string, options: LookupAllOptions | number, callback: LookupCallback): void => {
+    if (cancelled) return;
     let done = false;
     const timer = setTimeout(() => {
       done = true;
       callback(new SMTPError("ETIMEDOUT", `DNS lookup of ${hostname} timed out after ${timeoutMs} ms`, { command: "CONN", temporary: true }) as unknown as NodeJS.ErrnoException, []);
     }, timeoutMs);
+    pending = timer;
     const opts = typeof options === "number" ? { family: options } : options;
     dnsLookup(hostname, { ...opts, all: true }, (err, addresses) => {
-      if (done) return;
+      if (done || cancelled) return;
       done = true;
       clearTimeout(timer);
       if (err) {
@@ -83,6 +89,11 @@ function lookupWithTimeout(timeoutMs: number, allowInternal: boolean) {
       callback(null, ordered[0]!.address, ordered[0]!.family);
     });
   };
+  const cancel = (): void => {
+    cancelled = true;
+    clearTimeout(pending);
+  };
+  return { lookup: lookup as unknown as net.LookupFunction, cancel };
 }
 
 /**
@@ -101,16 +112,20 @@ export function openSocket(options: OpenOptions): { socket: Socket; readyEvent: 
     if (options.secure) return { socket: upgradeSocket(options.connection, options), readyEvent: "secureConnect" };
     return { socket: options.connection, readyEvent: "" };
   }
-  const lookup = lookupWithTimeout(options.dnsTimeout, options.allowInternalNetworkInterfaces) as unknown as net.LookupFunction;
+  const { lookup, cancel } = lookupWithTimeout(options.dnsTimeout, options.allowInternalNetworkInterfaces);
   const target = { host: unbracket(options.host), port: options.port, localAddress: options.localAddress, lookup };
   let raw: Socket | undefined;
   if (options.socket) raw = options.socket.connect(target);
+  let opened: { socket: Socket; readyEvent: string };
   if (options.secure) {
     // tls.connect hands its options to net.connect, which does Happy Eyeballs.
     const socket = tls.connect({ ...options.tls, ...target, servername: serverName(options), socket: raw, autoSelectFamily: true } as tls.ConnectionOptions);
-    return { socket, readyEvent: "secureConnect" };
-  }
-  return { socket: raw ?? net.connect({ ...target, autoSelectFamily: true }), readyEvent: "connect" };
+    opened = { socket, readyEvent: "secureConnect" };
+  } else opened = { socket: raw ?? net.connect({ ...target, autoSelectFamily: true }), readyEvent: "connect" };
+  // Closed while the resolver still works on the name (an aborted connect(), a teardown):
+  // no lookup result can be used any more, so its deadline timer goes now.
+  (raw ?? opened.socket).once("close", cancel);
+  return opened;
 }
 
 /** What a relay logs of an encrypted connection; undefined for a plaintext socket. */

@@ -9,7 +9,8 @@ import dns from "node:dns";
 import { syncBuiltinESMExports } from "node:module";
 import { SMTPConnection, SMTPError } from "../lib/index.js";
 import { startFaultServer, greetAndEhlo } from "./helpers/fault-server.js";
-import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
+import { leakCheckTest, openResources, trackUnhandled } from "./helpers/leak-check.js";
+import { until } from "./helpers/callbacks.js";
 
 const unhandled = trackUnhandled();
 const realLookup = dns.lookup;
@@ -45,6 +46,32 @@ test("dnsTimeout fails connect() with ETIMEDOUT when the resolver never answers"
     assert.is(err.code, "ETIMEDOUT");
     assert.match(err.message, /DNS lookup of slow-dns\.example\.test timed out after 50 ms/);
     assert.is(err.temporary, true);
+  } finally {
+    restore();
+  }
+});
+
+test("connect() aborted while the resolver has not answered leaves no dnsTimeout timer behind", async () => {
+  let asked = 0;
+  const restore = fakeLookup(() => {
+    asked++; /* never answers */
+  });
+  try {
+    const timersBefore = openResources(["Timeout"]).length;
+    // A deadline far beyond the test: only clearing it at the abort can make it go.
+    const conn = new SMTPConnection({ host: "slow-dns.example.test", port: 25, dnsTimeout: 600_000 });
+    const ended = new Promise<void>((resolve) => conn.once("end", resolve));
+    const controller = new AbortController();
+    const connecting = conn.connect({ signal: controller.signal }).catch((e: unknown) => e);
+    await until(() => asked > 0, "the lookup");
+    controller.abort();
+    const err = (await connecting) as SMTPError;
+    assert.instance(err, SMTPError);
+    assert.is(err.code, "ECONNECTION");
+    await ended;
+    // The socket's close (which cancels the lookup) comes a turn or two after its destroy.
+    await until(() => openResources(["TCPSocketWrap"]).length === 0, "the socket closing");
+    assert.is(openResources(["Timeout"]).length, timersBefore, "the DNS deadline's timer is cleared at once, not when the resolver answers");
   } finally {
     restore();
   }

@@ -109,6 +109,19 @@ export function settlesWithin<T>(promise: PromiseLike<T>, ms: number, what = "th
   });
 }
 
+/**
+ * Resolves once `check()` is true, testing every few milliseconds: for a state the test
+ * waits to see (bytes reaching a server, a connection opening). Rejects with "<what>: not
+ * seen within <ms> ms" after `ms` (default 10 000): a hang detector, not a speed assertion.
+ */
+export async function until(check: () => boolean, what = "the condition", ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not seen within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
 function describeArgs(args: unknown[]): string {
   if (args.length === 0) return "no arguments";
   return `(${args

@@ -66,11 +66,4 @@ export async function startCountingServer(options: TestServerOptions = {}): Prom
   }) as CountingServer;
 }
 
-/** Resolves once `check()` is true, testing every few milliseconds; rejects after `ms` (a hang detector). */
-export async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not seen within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+export { until } from "../helpers/callbacks.js";
