@@ -60,8 +60,9 @@ export class ReplyPipeline {
     this.socket = socket;
     this.#events = events;
     // A server that closes mid-reply has closed the connection (ECONNECTION, from 'end'),
-    // not sent a malformed reply: the stages are never told the input ended. Only a last
-    // line that makes a whole reply is taken from what was held (see #unterminatedReply).
+    // not sent a malformed reply: the line held without its line ending is handed on as
+    // the LineSplitter stage hands it on at its end, and only a whole reply is taken from
+    // it (see #unterminatedReply); the reply assembler is never told the input ended.
     socket.on("data", this.#onData);
     socket.on("end", this.#onClosed);
     socket.on("close", this.#onClosed);
@@ -108,9 +109,8 @@ export class ReplyPipeline {
    */
   #unterminatedReply(): Reply | undefined {
     if (this.#stopped) return undefined;
-    const line = this.#lines.rest();
     let last: Reply | undefined;
-    if (line) this.#replies.take(line, (reply) => (last = reply));
+    this.#lines.end((line) => this.#replies.take(line, (reply) => (last = reply)));
     return last;
   }
 

@@ -67,23 +67,15 @@ export class LineScanner {
   }
 
   /**
-   * The incomplete line held at the end of the input (without a trailing CR), or undefined
-   * when the input ended on a line end; clears what was held. A server that sends its last
-   * reply ("421 4.3.2 Shutting down") without CRLF and closes has still said it.
+   * The input ended: hands the incomplete line held at its end, if any, to `emit` (without
+   * a trailing CR, as if its line ending had come) and clears it. A server that sends its
+   * last reply ("421 4.3.2 Shutting down") without CRLF and closes has still said it, as
+   * Nodemailer reads it; the limit was checked as the bytes arrived.
    */
-  rest(): Buffer | undefined {
-    if (this.#pendingLength === 0) return undefined;
+  end(emit: (line: Buffer) => void): void {
+    if (this.#pendingLength === 0) return;
     const line = this.#takeLine(Buffer.alloc(0));
-    return line[line.length - 1] === CR ? line.subarray(0, line.length - 1) : line;
-  }
-
-  /** The error for input that ends inside a line, if it did; clears what was held. */
-  end(): Error | undefined {
-    if (this.#pendingLength === 0) return undefined;
-    const held = this.#pendingLength;
-    this.#pieces = [];
-    this.#pendingLength = 0;
-    return protocolError(`Input ended inside a line (${held} bytes without a line ending)`);
+    emit(line[line.length - 1] === CR ? line.subarray(0, line.length - 1) : line);
   }
 
   /** The held pieces plus `tail` as one line; the pieces are joined once, here. */
@@ -107,8 +99,8 @@ export class LineScanner {
  * Splits a byte stream into lines.
  *
  * Writable side: bytes (Buffer or string). Readable side (object mode): one Buffer per
- * line, without CRLF/LF. Fails with SMTPError `EPROTOCOL` when a line exceeds
- * `maxLineLength`, and when the input ends inside a line (a truncated reply).
+ * line, without CRLF/LF; a last line without a line ending is handed on when the input
+ * ends. Fails with SMTPError `EPROTOCOL` when a line exceeds `maxLineLength`.
  */
 export class LineSplitter extends Transform {
   readonly #scanner: LineScanner;
@@ -133,6 +125,7 @@ export class LineSplitter extends Transform {
   }
 
   override _flush(callback: (error?: Error | null) => void): void {
-    callback(this.#scanner.end());
+    this.#scanner.end(this.#push);
+    callback();
   }
 }

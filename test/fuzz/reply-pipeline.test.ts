@@ -4,7 +4,8 @@
  * random chunkings. Whatever arrives, nothing throws out of write(), every run settles
  * (ends or fails), a failure is an SMTPError EPROTOCOL, the limits hold, and the outcome
  * does not depend on how the bytes were cut. ReplyDecoder is also checked against a small
- * model of RFC 5321 §4.2 written here.
+ * model of RFC 5321 §4.2 written here, and the two stages against the connection's own
+ * reply pipeline fed the same bytes over a loopback socket.
  *
  * fast-check prints the seed and the shrunk counterexample of a failure; TEST_SEED fixes
  * the seed (test/helpers/random.ts).
@@ -13,6 +14,9 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import fc from "fast-check";
 import { isUtf8 } from "node:buffer";
+import { once } from "node:events";
+import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { ReplyPipeline } from "../../lib/reply-pipeline.js";
 import { LineSplitter } from "../../lib/stages/line-splitter.js";
 import { ReplyDecoder } from "../../lib/stages/reply-decoder.js";
 import { SMTPError } from "../../lib/errors.js";
@@ -201,6 +205,88 @@ test("LineSplitter piped into ReplyDecoder: any bytes in any chunking give the s
     }),
     { ...RUNS, numRuns: 200 },
   );
+});
+
+/** Bytes through LineSplitter piped into ReplyDecoder (default limits), ended: the replies and the first failure. */
+async function throughStages(chunks: Buffer[]): Promise<Run<Reply>> {
+  const splitter = new LineSplitter();
+  const decoder = new ReplyDecoder();
+  const out: Reply[] = [];
+  let error: unknown;
+  const fail = (err: unknown) => ((error ??= err), splitter.destroy(), decoder.destroy());
+  splitter.on("error", fail);
+  decoder.on("error", fail);
+  decoder.on("data", (reply: Reply) => out.push(reply));
+  const settled = new Promise<void>((resolve) => (decoder.once("end", resolve), decoder.once("close", resolve)));
+  splitter.pipe(decoder);
+  for (const chunk of chunks) splitter.write(chunk);
+  splitter.end();
+  await settled;
+  return { out, error };
+}
+
+/**
+ * What the connection's reply pipeline makes of `data` from a server that sends it and
+ * closes: the replies handed on, the reply the server sent without its line ending before
+ * closing (if any), and the stage failure (if any).
+ */
+async function throughConnectionPipeline(server: Server, data: Buffer): Promise<Run<Reply> & { last?: Reply }> {
+  const arrived = once(server, "connection");
+  const socket = connect((server.address() as AddressInfo).port, "127.0.0.1");
+  const [peer] = (await arrived) as [Socket];
+  const out: Reply[] = [];
+  let error: unknown;
+  let last: Reply | undefined;
+  const closed = new Promise<void>((resolve) => {
+    let seen = false;
+    new ReplyPipeline(socket, {
+      reply: (reply) => out.push(reply),
+      stageError: (err) => ((error ??= err), socket.destroy()),
+      socketError: () => {},
+      // 'end' comes first and carries the unterminated reply; 'close' repeats the call.
+      closed: (lastReply) => {
+        if (!seen) last = lastReply;
+        seen = true;
+        resolve();
+      },
+      timeout: () => {},
+    });
+  });
+  peer.end(data);
+  await settlesWithin(closed, 5000, "the pipeline seeing the close");
+  socket.destroy();
+  return { out, error, last };
+}
+
+test("LineSplitter and ReplyDecoder end as the connection's reply pipeline does: a last reply without its line ending is decoded, in any chunking", async () => {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const seen = { unterminated: 0, dropped: 0 };
+  const replies = (run: { out: Reply[] }) => run.out.map((r) => [r.code, r.lines]);
+  try {
+    await fc.assert(
+      fc.asyncProperty(chunked, async ({ data, chunks }) => {
+        const stages = await settlesWithin(throughStages(chunks), 5000, "the stages");
+        const connection = await throughConnectionPipeline(server, data);
+        assertProtocolError(stages.error);
+        if (connection.error !== undefined) {
+          // A malformed reply is refused by both, at the same place.
+          assert.ok(stages.error !== undefined, "the stages fail where the pipeline does");
+          assert.equal(replies(stages), replies(connection));
+          return;
+        }
+        // The pipeline reports the unterminated last reply apart (the close is its failure); the stages hand it on.
+        assert.equal(replies(stages), replies({ out: [...connection.out, ...(connection.last ? [connection.last] : [])] }));
+        if (connection.last) seen.unterminated++;
+        // An unfinished fragment at the end: the connection drops it, the stages say it is not a reply.
+        if (stages.error !== undefined) (seen.dropped++, assert.is(connection.last, undefined));
+      }),
+      { ...RUNS, numRuns: 200 },
+    );
+    assert.ok(seen.unterminated > 0 && seen.dropped > 0, `runs ending in an unterminated reply / a dropped fragment: ${JSON.stringify(seen)}`);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
 });
 
 test("leaves no socket, timer or rejection behind", () => assertNoLeaks());

@@ -118,10 +118,52 @@ test("reports the bytes of an incomplete line in pendingBytes", async () => {
   splitter.destroy();
 });
 
-test("fails with EPROTOCOL when the input ends inside a line", async () => {
-  const { lines, error } = await feed(["250 ok\r\n250 trunc"]);
+test("hands on a last line without a line ending when the input ends", async () => {
+  const { lines, error } = await feed(["250 ok\r\n421 4.3.2 shutting", " down"]);
+  assert.is(error, undefined);
+  assert.equal(lines, ["250 ok", "421 4.3.2 shutting down"]);
+});
+
+test("drops the CR of a last line cut between its CR and LF", async () => {
+  const { lines, error } = await feed(["250 ok\r\n221 bye\r"]);
+  assert.is(error, undefined);
+  assert.equal(lines, ["250 ok", "221 bye"]);
+});
+
+test("hands on nothing more when the input ends on a line ending", async () => {
+  const { lines } = await feed(["250 ok\r\n"]);
+  assert.equal(lines, ["250 ok"]);
+});
+
+test("still refuses an overlong last line without a line ending, as its bytes arrive", async () => {
+  const { lines, error } = await feed(["250 ok\r\n", "x".repeat(11)], { maxLineLength: 10 });
   assert.is(error?.code, "EPROTOCOL");
   assert.equal(lines, ["250 ok"]);
+});
+
+/** The lines of `text` as a reader that takes a last line without its line ending sees them. */
+function linesOf(text: string): string[] {
+  const pieces = text.split("\n");
+  const last = pieces.pop()!;
+  if (last !== "") pieces.push(last);
+  return pieces.map((line) => (line.endsWith("\r") ? line.slice(0, -1) : line));
+}
+
+test("ends the same way whatever the chunk boundaries, with or without a last line ending (seeded)", async () => {
+  const random = randomFor("unterminated last line");
+  for (let run = 0; run < 300; run++) {
+    const pieces: string[] = [];
+    for (let i = random.int(0, 20); i > 0; i--) {
+      pieces.push(Array.from({ length: random.int(0, 20) }, () => random.pick(["a", "\r", " ", "\u00e9", "-"])).join(""));
+      pieces.push(random.pick(["\r\n", "\n"]));
+    }
+    // The input stops anywhere: after a line ending, inside a line, or between CR and LF.
+    const whole = pieces.join("");
+    const text = whole.slice(0, random.int(0, whole.length));
+    const { lines, error } = await feed(splitRandomly(random, Buffer.from(text, "latin1"), randomChunkLimit(random)));
+    assert.is(error, undefined, `unexpected error${seedNote()}`);
+    assert.equal(lines, linesOf(text), `lines differ for ${JSON.stringify(text)}${seedNote()}`);
+  }
 });
 
 test("splits the same way whatever the chunk boundaries (seeded)", async () => {

@@ -262,6 +262,40 @@ test("round-trips random valid replies through LineSplitter and ReplyDecoder, wh
   }
 });
 
+test("decodes a last reply sent without its line ending, through LineSplitter, as the connection does", async () => {
+  const { replies, error } = await decodeBytes([Buffer.from("250 ok\r\n421-4.3.2 going\r\n421 4.3.2 Shutting"), Buffer.from(" down")]);
+  assert.is(error, undefined);
+  assert.equal(
+    replies.map((r) => [r.code, r.lines]),
+    [
+      [250, ["ok"]],
+      [421, ["4.3.2 going", "4.3.2 Shutting down"]],
+    ],
+  );
+});
+
+test("fails with EPROTOCOL when the input ends in a fragment that is not a reply, or inside a multi-line reply", async () => {
+  for (const wire of ["250 ok\r\n55", "250 ok\r\n250-a\r\n250-b"]) {
+    const { replies, error } = await decodeBytes([Buffer.from(wire)]);
+    assert.is(error?.code, "EPROTOCOL", JSON.stringify(wire));
+    assert.equal(replies.map((r) => r.code), [250], JSON.stringify(wire));
+  }
+});
+
+test("round-trips random valid replies whose last line ending is missing or cut, whatever the chunking (seeded)", async () => {
+  const random = randomFor("reply round trip without the last line ending");
+  for (let run = 0; run < 200; run++) {
+    const generated = Array.from({ length: random.int(1, 6) }, () => randomReply(random));
+    const wire = generated.map((g) => g.wire).join("");
+    // Without its LF, or without its whole CRLF: the server closed right after its last reply.
+    const cut = wire.endsWith("\r\n") ? random.int(1, 2) : 1;
+    const bytes = Buffer.from(wire.slice(0, wire.length - cut));
+    const { replies, error } = await decodeBytes(splitRandomly(random, bytes, randomChunkLimit(random)));
+    assert.is(error, undefined, `unexpected ${error?.message} for ${JSON.stringify(bytes.toString())}${seedNote()}`);
+    assert.equal(replies, generated.map((g) => g.reply), `replies differ for ${JSON.stringify(bytes.toString())}${seedNote()}`);
+  }
+});
+
 test("round-trips random valid replies whatever the chunking (fast-check)", async () => {
   const text = fc.string({ unit: fc.constantFrom("a", " ", "-", "é", "1", "."), maxLength: 30 });
   const reply = fc.record({ code: fc.integer({ min: 200, max: 599 }), lines: fc.array(text, { minLength: 1, maxLength: 6 }) });
