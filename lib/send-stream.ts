@@ -41,6 +41,11 @@ function writeAfterEnd(err: Error | null): boolean {
   return (err as { code?: unknown } | null)?.code === "ERR_STREAM_WRITE_AFTER_END";
 }
 
+/** The error Node gives a write after end(), with its code, for the late write's callback. */
+function writeAfterEndError(): Error {
+  return Object.assign(new Error("write after end"), { code: "ERR_STREAM_WRITE_AFTER_END" });
+}
+
 export class SendStream extends Writable {
   /** The SendInfo, once the server accepted the message. */
   info?: SendInfo;
@@ -92,10 +97,18 @@ export class SendStream extends Writable {
    * send with ESTREAM instead of throwing inside the source's 'data' handler.
    */
   override write(chunk: unknown, encoding?: BufferEncoding | ((err?: Error | null) => void), cb?: (err?: Error | null) => void): boolean {
+    const callback = typeof encoding === "function" ? encoding : cb;
+    if (this.#bodyEnded && !this.destroyed) {
+      // The end of data has left: the message is the one the caller ended, the server's
+      // reply decides its fate, and this late write cannot change it. Only the write fails
+      // (Node's error on its callback); destroying the stream, as Node would, would hide
+      // the true outcome behind an "unknown" and leave a delivered message unreported.
+      if (callback) process.nextTick(callback, writeAfterEndError());
+      return false;
+    }
     if (!isChunk(chunk)) {
       const err = this.#streamError(`Message chunks must be Buffer, Uint8Array or string, got ${chunk === null ? "null" : typeof chunk}`, { command: "DATA", temporary: false });
       this.destroy(err);
-      const callback = typeof encoding === "function" ? encoding : cb;
       if (callback) process.nextTick(callback, err);
       return false;
     }
@@ -137,7 +150,8 @@ export class SendStream extends Writable {
         err instanceof SMTPError
           ? err
           : writeAfterEnd(err)
-            ? this.#streamError("write() after end(): the message the caller ended is not the whole message, so it is abandoned", { command: "API", temporary: false, cause: err })
+            ? // Before the end of data left (see write() for after): nothing is delivered.
+              this.#streamError("write() after end(): the message the caller ended is not the whole message, so it is abandoned", { command: "API", temporary: false, cause: err })
             : this.#streamError(err ? `Message source failed: ${err.message}` : "Message stream was destroyed before end()", { command: "DATA", temporary: true, cause: err ?? undefined });
       this.#abortReason = reason;
       this.#aborted(reason);

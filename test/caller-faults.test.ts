@@ -228,6 +228,59 @@ test("write() after end() on a SendStream: its callback gets the error, the stre
   await server.close();
 });
 
+test("write() after end() while the final reply is awaited: only that write fails (ERR_STREAM_WRITE_AFTER_END); the message gets the server's verdict", async () => {
+  for (const verdict of ["accepted", "refused"] as const) {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let arrived!: () => void;
+    const bodyArrived = new Promise<void>((resolve) => (arrived = resolve));
+    const bodies: string[] = [];
+    const server = await startServer({
+      onData(stream, _session, callback) {
+        const chunks: Buffer[] = [];
+        stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+        stream.on("end", () => {
+          bodies.push(Buffer.concat(chunks).toString());
+          arrived();
+          // The final reply waits until the test has written after end().
+          const refuse = verdict === "refused" && bodies.length === 1;
+          void released.then(() => callback(refuse ? Object.assign(new Error("5.7.1 Message content rejected"), { responseCode: 554 }) : null));
+        });
+      },
+    });
+    const conn = await connected(server);
+    const out = conn.createSendStream(env);
+    let settlements = 0;
+    const outcome = new Promise<SMTPError | undefined>((resolve) => {
+      out.on("finish", () => (settlements++, resolve(undefined)));
+      out.on("error", (err: SMTPError) => (settlements++, resolve(err)));
+    });
+    out.end("the whole message\r\n");
+    await settlesWithin(bodyArrived, HANG_MS, `${verdict}: the message reaching the server`);
+    const late = nodeCallback("late write callback");
+    assert.is(out.write("a late line\r\n", late), false, `${verdict}: the late write is refused`);
+    const [lateErr] = await settlesWithin(late.firstCall, HANG_MS, `${verdict}: the late write's callback`);
+    assert.is((lateErr as { code?: string }).code, "ERR_STREAM_WRITE_AFTER_END", `${verdict}: Node's error for a write after end`);
+    release();
+    const err = await settlesWithin(outcome, HANG_MS, `${verdict}: the message's outcome`);
+    if (verdict === "accepted") {
+      assert.is(err, undefined, `accepted: finish, not ${err?.code} ${err?.message}`);
+      assert.equal(out.info?.accepted, env.to);
+      assert.match(out.info!.response, /^250 /);
+    } else {
+      assert.is(err?.code, "EMESSAGE", `refused: the server's refusal, not ${err?.code} ${err?.message}`);
+      assert.is(err?.deliveryState, "rejected");
+      assert.is(err?.responseCode, 554);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.is(settlements, 1, `${verdict}: the stream settles once`);
+    assert.equal((await conn.send(env, "next\r\n")).accepted, env.to, `${verdict}: the connection goes on`);
+    assert.equal(bodies, ["the whole message\r\n", "next\r\n"], `${verdict}: the late line never reached the server`);
+    await conn.quit();
+    await server.close();
+  }
+});
+
 test("SendStream.write() of a non-Buffer chunk gives ESTREAM to its callback, never a throw", async () => {
   const server = await startServer();
   const conn = await connected(server);
