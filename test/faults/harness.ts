@@ -14,13 +14,22 @@
  *
  * A phase is the script a well-behaved server plays up to the fault and the operations
  * that meet it; a fault is the steps played from there. Expectations (which error code)
- * are the table's defaults unless a phase says otherwise. Timeouts are short only where
- * the fault needs one to fire (stall, readNothing), so a slow CI machine cannot turn
- * another fault into a spurious ETIMEDOUT.
+ * are the table's defaults unless a phase says otherwise.
+ *
+ * Timeouts are short only where the fault needs one to fire (stall, readNothing), and only
+ * from the fault on: the prefix runs under hang-detector timeouts. The fault server runs
+ * in this process, so a stop of the whole process (a major GC on a loaded machine) stops
+ * its replies too, and a short timer that ran out meanwhile fires before the reply is even
+ * written: armed during the prefix, it turned such a stop into an ETIMEDOUT at the wrong
+ * command. The socket's idle timeout (socketTimeout) is shortened by the script itself as
+ * the fault starts, on the client socket the test hands the connection (the `socket`
+ * option); a phase whose silence only the greeting or the TLS handshake timer notices
+ * starts that one short (nothing before it waits on the server).
  */
 import * as assert from "uvu/assert";
-import { SMTPConnection, type SMTPError } from "../../lib/index.js";
-import { startFaultServer, type FaultConnection } from "../helpers/fault-server.js";
+import { Socket } from "node:net";
+import { SMTPConnection, type SMTPConnectionOptions, type SMTPError } from "../../lib/index.js";
+import { startFaultServer, type FaultConnection, type Step } from "../helpers/fault-server.js";
 import { settlesWithin } from "../helpers/callbacks.js";
 import { assertNoLeaks, type UnhandledTracker } from "../helpers/leak-check.js";
 import { ENVELOPE, HANG_MS, assertNothingOpen, assertSMTPError } from "./ops.js";
@@ -31,10 +40,25 @@ export * from "./ops.js";
 export * from "./faults.js";
 export * from "./phases.js";
 
-/** Timeouts for faults that need one to fire. */
-export const SHORT_TIMEOUTS = { greetingTimeout: 200, socketTimeout: 200, connectionTimeout: 200 };
-/** Timeouts for every other fault: never reached, unless something hangs. */
+/** The timeout, in ms, that notices a silent fault once it started. */
+const SHORT_MS = 200;
+/** Timeouts never reached unless something hangs: every cell's, until its fault starts. */
 const LONG_TIMEOUTS = { greetingTimeout: 5000, socketTimeout: 5000, connectionTimeout: 5000 };
+
+/** The connection's timeouts and the script for one cell: short ones only where, and from when, the fault needs them. */
+function timing(phase: Phase, fault: FaultName, socket: Socket, ctx: CellContext): { options: SMTPConnectionOptions; script: Step[] } {
+  const prefix = phase.prefix(ctx);
+  const steps = faultSteps(fault, phase.validReply);
+  if (!needsTimeout(fault)) return { options: LONG_TIMEOUTS, script: [...prefix, ...steps] };
+  switch (phase.timer ?? "socket") {
+    case "greeting":
+      return { options: { ...LONG_TIMEOUTS, greetingTimeout: SHORT_MS }, script: [...prefix, ...steps] };
+    case "connection":
+      return { options: { ...LONG_TIMEOUTS, connectionTimeout: SHORT_MS }, script: [...prefix, ...steps] };
+    case "socket":
+      return { options: LONG_TIMEOUTS, script: [...prefix, { call: () => void socket.setTimeout(SHORT_MS) }, ...steps] };
+  }
+}
 
 /**
  * Runs one cell: `phase` meets `fault`, with (`withErrorListener`) or without an `error`
@@ -44,14 +68,10 @@ export async function runCell(phase: Phase, fault: FaultName, withErrorListener:
   const where = `${phase.name} × ${fault}${withErrorListener ? "" : " (no error listener)"}`;
   const ctx: CellContext = {};
   const expectation: Expectation = { ...defaultExpectation(fault), ...phase.expect?.(fault) };
-  const server = await startFaultServer([...phase.prefix(ctx), ...faultSteps(fault, phase.validReply)]);
-  const conn = new SMTPConnection({
-    host: server.host,
-    port: server.port,
-    name: "client.example.test",
-    ...(needsTimeout(fault) ? SHORT_TIMEOUTS : LONG_TIMEOUTS),
-    ...phase.options,
-  });
+  const socket = new Socket();
+  const { options, script } = timing(phase, fault, socket, ctx);
+  const server = await startFaultServer(script);
+  const conn = new SMTPConnection({ host: server.host, port: server.port, name: "client.example.test", socket, ...options, ...phase.options });
   const errorEvents: unknown[] = [];
   if (withErrorListener) conn.on("error", (err) => errorEvents.push(err));
   let ends = 0;

@@ -39,6 +39,11 @@ export interface Phase {
   partialBody?: boolean;
   /** Faults that make no sense here (e.g. a reply nobody asked for before TLS). */
   skip?: FaultName[];
+  /**
+   * The timer that notices a silent server here: the greeting's, the TLS handshake's
+   * (connectionTimeout), or by default the socket's idle timeout (socketTimeout).
+   */
+  timer?: "greeting" | "connection";
 }
 
 /** connect() is the operation: a callback send and a stream wait behind it. */
@@ -113,6 +118,7 @@ export const PHASES: Record<string, Phase> = {
     command: /^CONN$/,
     start: async (conn) => handshakeOps(conn),
     expect: (fault) => (fault === "reply nobody asked for" ? { firstMayResolve: false } : undefined),
+    timer: "greeting",
   },
   afterGreeting: {
     name: "after the greeting",
@@ -157,6 +163,7 @@ export const PHASES: Record<string, Phase> = {
     command: /^STARTTLS$/,
     options: tlsOptions(),
     start: async (conn) => handshakeOps(conn),
+    timer: "connection",
     // Whatever the server does now is not TLS: the upgrade fails with ETLS (a timeout stays ETIMEDOUT).
     expect: (fault) => (needsTimeout(fault) ? undefined : { code: "ETLS", responseCode: undefined }),
     skip: ["reply nobody asked for"],
@@ -168,6 +175,7 @@ export const PHASES: Record<string, Phase> = {
     command: /^CONN$/,
     options: { ...tlsOptions(), secure: true },
     start: async (conn) => handshakeOps(conn),
+    timer: "connection",
     // A connection lost before TLS is up is ECONNECTION; anything the server says is not TLS: ETLS.
     expect: (fault) => (needsTimeout(fault) || fault === "close (FIN)" || fault === "reset (RST)" ? undefined : { code: "ETLS", responseCode: undefined }),
     skip: ["reply nobody asked for"],
