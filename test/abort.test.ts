@@ -18,6 +18,7 @@ import { startServer } from "./helpers/server.js";
 import { nodeCallback, settlesWithin } from "./helpers/callbacks.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
 import { assertNothingOpen, assertSMTPError } from "./faults/ops.js";
+import { connected } from "./helpers/client.js";
 
 const unhandled = trackUnhandled();
 const HANG_MS = 5000;
@@ -84,12 +85,6 @@ const SEND_APIS = {
     return stream.info!;
   },
 } satisfies Record<string, (conn: SMTPConnection, n: number, signal: AbortSignal) => Promise<SendInfo>>;
-
-async function connected(port: number, options: SMTPConnectionOptions = {}): Promise<SMTPConnection> {
-  const conn = new SMTPConnection({ host: "127.0.0.1", port, name: "client.example.test", ...options });
-  await conn.connect();
-  return conn;
-}
 
 /** Counts `end` and `error` events; `ended` resolves on the first `end`. */
 function watchEvents(conn: SMTPConnection) {

@@ -5,13 +5,14 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Readable } from "node:stream";
-import { SMTPConnection, type SMTPConnectionOptions, SMTPError } from "../lib/index.js";
+import { SMTPError } from "../lib/index.js";
 import { startFaultServer, greetAndEhlo, type Step } from "./helpers/fault-server.js";
 import { createHash } from "node:crypto";
 import diagnostics from "node:diagnostics_channel";
 import { leakCheckTest, runInChild, trackUnhandled } from "./helpers/leak-check.js";
 import { settlesWithin } from "./helpers/callbacks.js";
 import { randomChunkLimit, randomFor, randomMessage, seedNote, splitRandomly } from "./helpers/random.js";
+import { connected } from "./helpers/client.js";
 
 const unhandled = trackUnhandled();
 const MiB = 1024 * 1024;
@@ -19,13 +20,6 @@ const env = { from: "a@example.test", to: ["b@example.test"] };
 
 /** A server offering PIPELINING and CHUNKING, reading MAIL FROM and RCPT TO (answered by a later step). */
 const chunkingEnvelope = (): Step[] => [...greetAndEhlo(["PIPELINING", "CHUNKING"]), { expect: /^MAIL FROM:/ }, { expect: /^RCPT TO:/ }];
-
-/** A connection to 127.0.0.1:`port`, once its handshake is done. */
-async function connected(port: number, options: SMTPConnectionOptions = {}): Promise<SMTPConnection> {
-  const conn = new SMTPConnection({ port, host: "127.0.0.1", ...options });
-  await conn.connect();
-  return conn;
-}
 
 test("a small whole message goes with MAIL and RCPT in one write, as BDAT n LAST, normalised and not dot-stuffed", async () => {
   // The server reads the chunk before it answers the envelope: a client that waited for

@@ -9,9 +9,10 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Readable } from "node:stream";
 import { SMTPConnection, SMTPError, type Envelope } from "../lib/index.js";
-import { startServer, type TestServer } from "./helpers/server.js";
+import { startServer } from "./helpers/server.js";
 import { nodeCallback, settlesWithin } from "./helpers/callbacks.js";
 import { assertNoLeaks, trackUnhandled } from "./helpers/leak-check.js";
+import { connected } from "./helpers/client.js";
 
 const unhandled = trackUnhandled();
 const env: Envelope = { from: "sender@example.test", to: ["rcpt@example.test"] };
@@ -33,12 +34,6 @@ async function failure(promise: Promise<unknown>, code: string, what: string): P
   assert.type(e.command, "string", `${what}: command`);
   assert.type(e.temporary, "boolean", `${what}: temporary`);
   return e;
-}
-
-async function connected(server: TestServer, options = {}): Promise<SMTPConnection> {
-  const conn = new SMTPConnection({ host: "127.0.0.1", port: server.port, ...options });
-  await conn.connect();
-  return conn;
 }
 
 test("every method called before connect() fails with ECONNECTION through its callback or Promise; quit() and close() are harmless", async () => {

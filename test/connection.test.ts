@@ -5,20 +5,14 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Readable } from "node:stream";
-import { SMTPConnection, type SMTPConnectionOptions, SMTPError } from "../lib/index.js";
+import { SMTPConnection, SMTPError } from "../lib/index.js";
 import { startServer } from "./helpers/server.js";
 import { startFaultServer, greetAndEhlo } from "./helpers/fault-server.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
+import { connected } from "./helpers/client.js";
 
 const unhandled = trackUnhandled();
 const env = (to: string | string[] = "rcpt@example.test") => ({ from: "sender@example.test", to });
-
-/** A connection to 127.0.0.1:`port`, once its handshake is done. */
-async function connected(port: number, options: SMTPConnectionOptions = {}): Promise<SMTPConnection> {
-  const conn = new SMTPConnection({ port, host: "127.0.0.1", ...options });
-  await conn.connect();
-  return conn;
-}
 
 test("the seed example works unchanged: connect, send with callbacks, quit", async () => {
   const server = await startServer();

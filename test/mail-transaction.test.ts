@@ -7,20 +7,15 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { SMTPConnection, SMTPError, type SMTPConnectionOptions } from "../lib/index.js";
+import { SMTPError } from "../lib/index.js";
 import { startServer } from "./helpers/server.js";
 import { startFaultServer, greetAndEhlo, acceptEnvelope } from "./helpers/fault-server.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
 import { randomFor, seedNote } from "./helpers/random.js";
+import { connected } from "./helpers/client.js";
 
 const unhandled = trackUnhandled();
 const body = "Subject: staged\r\n\r\nHello.\r\n";
-
-async function connected(port: number, options: SMTPConnectionOptions = {}): Promise<SMTPConnection> {
-  const conn = new SMTPConnection({ port, host: "127.0.0.1", ...options });
-  await conn.connect();
-  return conn;
-}
 
 async function rejection(promise: Promise<unknown>): Promise<SMTPError> {
   try {

@@ -10,21 +10,16 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Stream, type Readable } from "node:stream";
 import through from "through";
-import { SMTPConnection, SMTPError } from "../lib/index.js";
+import { SMTPError } from "../lib/index.js";
 import { startServer } from "./helpers/server.js";
 import { acceptEnvelope, greetAndEhlo, startFaultServer } from "./helpers/fault-server.js";
 import { randomFor, seedNote, splitRandomly, type Random } from "./helpers/random.js";
 import { settlesWithin } from "./helpers/callbacks.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
+import { connected } from "./helpers/client.js";
 
 const unhandled = trackUnhandled();
 const env = { from: "sender@example.test", to: ["rcpt@example.test"] };
-
-async function connected(port: number): Promise<SMTPConnection> {
-  const conn = new SMTPConnection({ host: "127.0.0.1", port });
-  await conn.connect();
-  return conn;
-}
 
 /** CRLF lines of words, some starting with a dot, so dot-stuffing is on the path. */
 function randomLines(random: Random): Buffer {

@@ -6,20 +6,15 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { SMTPConnection, SMTPError, type RecipientOutcome, type SMTPConnectionOptions } from "../lib/index.js";
+import { SMTPError, type RecipientOutcome } from "../lib/index.js";
 import { acceptLmtpEnvelope, acceptPipelinedEnvelope, greetAndEhlo, startFaultServer, type Step } from "./helpers/fault-server.js";
 import { startServer } from "./helpers/server.js";
 import { settlesWithin } from "./helpers/callbacks.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
+import { connected } from "./helpers/client.js";
 
 const unhandled = trackUnhandled();
 const env = (n: number) => ({ from: "sender@example.test", to: [`rcpt${n}@example.test`] });
-
-async function connected(port: number, options: SMTPConnectionOptions = {}): Promise<SMTPConnection> {
-  const conn = new SMTPConnection({ host: "127.0.0.1", port, ...options });
-  await conn.connect();
-  return conn;
-}
 
 const failureOf = (promise: Promise<unknown>): Promise<SMTPError> =>
   settlesWithin(

@@ -12,23 +12,18 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Readable } from "node:stream";
-import { SMTPConnection, SMTPError, type SMTPConnectionOptions } from "../lib/index.js";
+import { SMTPError, type SMTPConnectionOptions } from "../lib/index.js";
 import { acceptEnvelope, acceptPipelinedEnvelope, greetAndEhlo, startFaultServer, type FaultConnection, type Step } from "./helpers/fault-server.js";
 import { startServer } from "./helpers/server.js";
 import { settlesWithin } from "./helpers/callbacks.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
+import { connected } from "./helpers/client.js";
 
 const unhandled = trackUnhandled();
 const env = (n: number) => ({ from: "sender@example.test", to: [`rcpt${n}@example.test`] });
 
 /** The second envelope as it arrives behind the first terminator: RSET, MAIL, RCPT, DATA. */
 const overlappedEnvelope: Step[] = [{ expect: "RSET" }, { expect: /^MAIL FROM:/ }, { expect: /^RCPT TO:/ }, { expect: "DATA" }];
-
-async function connected(port: number, options: SMTPConnectionOptions = {}): Promise<SMTPConnection> {
-  const conn = new SMTPConnection({ host: "127.0.0.1", port, ...options });
-  await conn.connect();
-  return conn;
-}
 
 /** Settles every promise and gives back, for each, its value or its error. */
 function outcomes<T>(promises: Promise<T>[]): Promise<(T | SMTPError)[]> {

@@ -7,20 +7,14 @@ import * as assert from "uvu/assert";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { once } from "node:events";
-import { SMTPConnection, type SMTPConnectionOptions, SMTPError, type SendInfo } from "../lib/index.js";
+import { SMTPError, type SendInfo } from "../lib/index.js";
 import { startServer } from "./helpers/server.js";
 import { startFaultServer, greetAndEhlo, acceptEnvelope } from "./helpers/fault-server.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
+import { connected } from "./helpers/client.js";
 
 const unhandled = trackUnhandled();
 const env = { from: "sender@example.test", to: ["rcpt@example.test"] };
-
-/** A connection to 127.0.0.1:`port`, once its handshake is done. */
-async function connected(port: number, options: SMTPConnectionOptions = {}): Promise<SMTPConnection> {
-  const conn = new SMTPConnection({ port, host: "127.0.0.1", ...options });
-  await conn.connect();
-  return conn;
-}
 
 function chunks(count: number, size: number, fill = 0x61): Readable {
   let sent = 0;

@@ -5,12 +5,13 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { SMTPServerSession } from "smtp-server";
-import { SMTPConnection, SMTPError, type SMTPConnectionOptions } from "../lib/index.js";
+import { SMTPError, type SMTPConnectionOptions } from "../lib/index.js";
 import { proxyCommandLines } from "../lib/xclient.js";
 import { startServer } from "./helpers/server.js";
 import { startFaultServer, greetAndEhlo, ehloReply } from "./helpers/fault-server.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
 import { randomFor, seedNote } from "./helpers/random.js";
+import { connected } from "./helpers/client.js";
 
 const unhandled = trackUnhandled();
 const XCLIENT = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "LOGIN", "DESTADDR", "DESTPORT"];
@@ -30,11 +31,8 @@ function refused(fn: () => unknown, pattern: RegExp): SMTPError {
   throw new Error("expected a refusal");
 }
 
-async function connected(port: number, options: SMTPConnectionOptions = {}): Promise<SMTPConnection> {
-  const conn = new SMTPConnection({ port, host: "127.0.0.1", name: "relay.example.test", ...options });
-  await conn.connect();
-  return conn;
-}
+/** A connection whose EHLO says relay.example.test. */
+const connectedAs = (port: number, options: SMTPConnectionOptions = {}) => connected(port, { name: "relay.example.test", ...options });
 
 test("attributes become one line in the documented order, values xtext-encoded", () => {
   const lines = proxyCommandLines("XCLIENT", { addr: "192.0.2.7", name: "client.example", helo: "client.example", proto: "esmtp", port: 4711, login: "joe+x=y z" }, XCLIENT);
@@ -98,7 +96,7 @@ test("xclient() against smtp-server: the server sees the original client, and EH
       callback();
     },
   });
-  const conn = await connected(server.port);
+  const conn = await connectedAs(server.port);
   assert.ok(conn.extensions.has("XCLIENT"));
   await conn.xclient({ addr: "192.0.2.7", name: "client.example", helo: "helo.client.example", port: 4711, proto: "ESMTP" });
   await conn.send({ from: "s@example.test", to: "r@example.test" }, body);
@@ -127,7 +125,7 @@ test("xforward() against smtp-server: the attributes apply to the next transacti
       callback();
     },
   });
-  const conn = await connected(server.port);
+  const conn = await connectedAs(server.port);
   await new Promise<void>((resolve, reject) => conn.xforward({ addr: "198.51.100.4", helo: "orig.example", proto: "SMTP", ident: "Q1" }, (err) => (err ? reject(err) : resolve())));
   await conn.send({ from: "s@example.test", to: "r@example.test" }, body);
   assert.is(seen[0]!.xForward.get("ADDR"), "198.51.100.4");
@@ -141,7 +139,7 @@ test("xforward() against smtp-server: the attributes apply to the next transacti
 
 test("a server that does not advertise them gets nothing written, and the connection goes on", async () => {
   const server = await startServer();
-  const conn = await connected(server.port);
+  const conn = await connectedAs(server.port);
   for (const call of [() => conn.xclient({ addr: "192.0.2.1" }), () => conn.xforward({ addr: "192.0.2.1" })]) {
     const err = await call().catch((e: SMTPError) => e);
     assert.instance(err, SMTPError);
@@ -165,7 +163,7 @@ test("a refused XCLIENT fails with the server's reply; a failed transaction is r
     { expect: "XFORWARD ADDR=192.0.2.9" },
     { send: "421 4.3.0 going down\r\n" },
   ]);
-  const conn = await connected(server.port, { pipelining: false });
+  const conn = await connectedAs(server.port, { pipelining: false });
   const sent = await conn.send({ from: "s@example.test", to: "r@example.test" }, body).catch((err: SMTPError) => err);
   assert.is((sent as SMTPError).code, "EENVELOPE");
   const err = (await conn.xclient({ addr: "192.0.2.9" }).catch((e: SMTPError) => e)) as SMTPError;
@@ -189,7 +187,7 @@ test("after XCLIENT's new greeting the client says EHLO again and takes the new 
     { expect: "QUIT" },
     { send: "221 bye\r\n" },
   ]);
-  const conn = await connected(server.port);
+  const conn = await connectedAs(server.port);
   await conn.xclient({ addr: "192.0.2.3", helo: "orig.example" });
   assert.equal(conn.extensions.get("SIZE"), ["1000"]);
   assert.not.ok(conn.extensions.has("XCLIENT"));

@@ -13,7 +13,7 @@ import type Mail from "nodemailer/lib/mailer";
 import { smtpWire, SmtpWireTransport } from "../../lib/nodemailer/index.js";
 import { SMTPError } from "../../lib/index.js";
 import { startServer } from "../helpers/server.js";
-import { settlesWithin } from "../helpers/callbacks.js";
+import { settlesWithin, until } from "../helpers/callbacks.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 
 const unhandled = trackUnhandled();
@@ -261,14 +261,6 @@ test("a message stream that fails fails the mail with ESTREAM and leaves the poo
     await server.close();
   }
 });
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not seen`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 leakCheckTest(test, unhandled);
 test.run();
