@@ -17,6 +17,24 @@ const root = fileURLToPath(new URL(".", import.meta.url));
 const FILE_TIMEOUT_MS = Number(process.env.TEST_FILE_TIMEOUT_MS ?? 240_000);
 const CONCURRENCY = Number(process.env.TEST_CONCURRENCY ?? 2);
 
+/**
+ * The newest modification time under dist/lib, the compiled library every test and every
+ * spawned `smtp-wire` command loads. A build during the run (tsc writes file by file)
+ * gives a test half-written modules: a command spawned then exits 1 with a SyntaxError
+ * that says nothing of the code under test, so a failure in such a run says so.
+ */
+function newestBuild(dir = join(root, "..", "lib")): number {
+  let newest = 0;
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const stats = statSync(path);
+    newest = Math.max(newest, stats.isDirectory() ? newestBuild(path) : stats.mtimeMs);
+  }
+  return newest;
+}
+const BUILT_AT = newestBuild();
+const REBUILT_NOTE = "[runner] dist/lib was rewritten while the tests ran (a build during the run): a failure here may come from half-written files, not from the code\n";
+
 function findTests(dir: string): string[] {
   const found: string[] = [];
   for (const name of readdirSync(dir).sort()) {
@@ -91,6 +109,7 @@ async function main(): Promise<void> {
       results.push(result);
       const status = result.failed > 0 ? "FAIL" : "ok  ";
       process.stdout.write(`${status} ${result.file}  (${result.passed} passed, ${result.failed} failed, ${result.skipped} skipped)\n`);
+      if (result.failed > 0 && newestBuild() !== BUILT_AT) result.output += REBUILT_NOTE;
       if (result.failed > 0 || process.env.TEST_VERBOSE) process.stdout.write(indent(result.output));
     }
   }
