@@ -111,7 +111,19 @@ test("createSendStream({ signal }) aborted while waiting for a connection: destr
 });
 
 test("send({ signal }) aborted mid-body: the connection's rule applies (not-sent, nothing delivered) and the pool never tries it again", async () => {
-  const server = await startCountingServer();
+  // DATA reaching the server does not put the client mid-body (it may not have read the
+  // 354 yet); a body byte reaching it does.
+  let bodyArrived = false;
+  const server = await startCountingServer({
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on("data", (chunk: Buffer) => (chunks.push(chunk), (bodyArrived = true)));
+      stream.on("end", () => {
+        server.messages.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : "", to: [], mailParams: {}, rcptParams: [], data: Buffer.concat(chunks), sizeExceeded: false });
+        callback(null, "2.0.0 queued");
+      });
+    },
+  });
   const pool = new SMTPPool({ host: "127.0.0.1", port: server.port, maxConnections: 1, maxRequeues: 5 });
   try {
     const controller = new AbortController();
@@ -124,7 +136,7 @@ test("send({ signal }) aborted mid-body: the connection's rule applies (not-sent
       return source;
     };
     const sending = pool.send(envelopeOf(1), opener, { signal: controller.signal });
-    await until(() => server.commands.includes("DATA"), "DATA at the server");
+    await until(() => bodyArrived, "the first half of the body at the server");
     controller.abort();
     const err = await rejection(sending, "the send aborted mid-body");
     assert.is(err.deliveryState, "not-sent");
