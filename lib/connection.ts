@@ -10,7 +10,7 @@
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
-import type { AuthCredentials, Callback, CustomAuthHandler, DoneCallback, Envelope, ExtensionsView, Logger, OperationOptions, Reply, SendInfo, SMTPConnectionEvents, SMTPConnectionOptions, TlsInfo } from "./types.js";
+import type { AuthCredentials, Callback, ConnectOptions, CustomAuthHandler, DoneCallback, Envelope, ExtensionsView, Logger, OperationOptions, Reply, SendInfo, SMTPConnectionEvents, SMTPConnectionOptions, TlsInfo } from "./types.js";
 import { badInput, connectionFailure, fromReply, fromSocketError, greetingTimeoutError, protocolError, replyText, SMTPError, REPLY } from "./errors.js";
 import { CommandQueue } from "./command-queue.js";
 import { ReplyPipeline } from "./reply-pipeline.js";
@@ -74,12 +74,16 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
   /** The EHLO lines with their parameters, for SendInfo.ehlo (as Nodemailer reports them). */
   #ehloLines: string[] = [];
   #extensionsView = freezeExtensions(new Map());
+  #extensionsBeforeTls: ExtensionsView | undefined;
+  #greeting: string | undefined;
+  /** connect({ stopAfter }) ended the handshake early: only quit() and close() may follow. */
+  #stoppedAfter: ConnectOptions["stopAfter"];
   #pipeline: ReplyPipeline | undefined;
   #queue: CommandQueue;
   #transcript: Transcript;
   #state: "new" | "connecting" | "ready" | "closed" = "new";
   #fatal: SMTPError | undefined;
-  #transactionState: TransactionState = { needsReset: false, finalsPending: 0, envelopesSent: 0 };
+  #transactionState: TransactionState = { needsReset: false, finalsPending: 0, envelopesSent: 0, quitAsked: false };
   #upgradeReady = false;
   #socketConnected = false;
   #quitting = false;
@@ -145,14 +149,29 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
   }
 
   /**
-   * Connects, reads the greeting, says EHLO and applies the STARTTLS policy. An aborted
-   * `signal` closes the connection.
+   * The keywords the server advertised in plaintext, before STARTTLS; undefined when no
+   * STARTTLS upgrade took place. For diagnostics only: RFC 3207 §4.2 says to forget them
+   * (a man in the middle could have edited them), and `extensions` does.
    */
-  connect(options?: OperationOptions): Promise<void>;
+  get extensionsBeforeTls(): ExtensionsView | undefined {
+    return this.#extensionsBeforeTls;
+  }
+
+  /** The server's 220 greeting as text (a multi-line one joined by LF); undefined until read. */
+  get greeting(): string | undefined {
+    return this.#greeting;
+  }
+
+  /**
+   * Connects, reads the greeting, says EHLO and applies the STARTTLS policy. An aborted
+   * `signal` closes the connection; `stopAfter` ends the handshake early (see ConnectOptions).
+   */
+  connect(options?: ConnectOptions): Promise<void>;
   connect(callback: DoneCallback): void;
-  connect(options: OperationOptions, callback: DoneCallback): void;
-  connect(options?: OperationOptions | DoneCallback, callback?: DoneCallback): Promise<void> | void {
-    return this.#settleCall([options, callback], (signal) => this.#cancellable(signal, "connect()", (begin) => this.#connect(begin)));
+  connect(options: ConnectOptions, callback: DoneCallback): void;
+  connect(options?: ConnectOptions | DoneCallback, callback?: DoneCallback): Promise<void> | void {
+    const stopAfter = typeof options === "object" && options !== null ? options.stopAfter : undefined;
+    return this.#settleCall([options, callback], (signal) => this.#cancellable(signal, "connect()", (begin) => this.#connect(begin, stopAfter)));
   }
 
   /**
@@ -266,6 +285,8 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
   quit(): Promise<void>;
   quit(callback: DoneCallback): void;
   quit(callback?: DoneCallback): Promise<void> | void {
+    // Known at once, so a transaction abandoned before QUIT's turn skips its RSET (transaction.ts).
+    this.#transactionState.quitAsked = true;
     const done =
       this.#state === "closed" || this.#state === "new"
         ? Promise.resolve(this.#teardown())
@@ -286,22 +307,24 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
   // ---- connection set-up -------------------------------------------------------------
 
   /** `begin` is the caller's signal's check (see #cancellable). */
-  async #connect(begin: () => void): Promise<void> {
+  async #connect(begin: () => void, stopAfter: ConnectOptions["stopAfter"]): Promise<void> {
     begin();
+    if (stopAfter !== undefined && stopAfter !== "greeting" && stopAfter !== "hello") throw badInput('connect(): stopAfter must be "greeting" or "hello"', "ECONNECTION", "API");
     if (this.#state !== "new") throw new SMTPError("ECONNECTION", this.#state === "closed" ? "Connection is closed" : "connect() was already called", { command: "API", cause: this.#fatal });
     this.#state = "connecting";
     // Counted (by the operation queue) before the handshake starts: a failure it throws
     // synchronously (a bad EHLO name) must find connect() as its receiver, not become an
     // unhandled 'error' event.
     // Operations called while connecting wait for the handshake.
-    await this.#operations.first(() => this.#handshake());
+    await this.#operations.first(() => this.#handshake(stopAfter));
   }
 
-  async #handshake(): Promise<void> {
+  async #handshake(stopAfter: ConnectOptions["stopAfter"]): Promise<void> {
     try {
       checkClientName(this.name);
-      await this.#open();
-      await applyTlsPolicy(this.#startTlsSession());
+      await this.#open(stopAfter);
+      this.#stoppedAfter = stopAfter;
+      if (!stopAfter) await applyTlsPolicy(this.#startTlsSession());
       // A fault read after the last reply of the handshake (a reply nobody asked for) may
       // have closed the connection already; "ready" would bring it back to life.
       if (this.#state === "closed") throw this.#fatal;
@@ -314,8 +337,8 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
     this.emit("connect");
   }
 
-  /** Opens the transport (TCP, implicit TLS or the caller's socket), reads the greeting, says EHLO. */
-  async #open(): Promise<void> {
+  /** Opens the transport (TCP, implicit TLS or the caller's socket), reads the greeting, says EHLO (unless it stops after the greeting). */
+  async #open(stopAfter?: ConnectOptions["stopAfter"]): Promise<void> {
     const { socket, readyEvent } = openSocket(openOptions(this.options, this));
     this.#wire(socket);
     // A caller's socket that is TLS already (`secured`) is neither: nothing to watch.
@@ -329,8 +352,9 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
     socket.setTimeout(readTimeout(this.options, "socketTimeout"));
     this.#transcript.info(`Connection established to ${socket.remoteAddress}:${socket.remotePort}`);
     const greetingTimeout = readTimeout(this.options, "greetingTimeout");
-    await this.#within(greetingTimeout, () => greetingTimeoutError(this.port, greetingTimeout, this.secure), readGreeting(this.#queue));
-    await this.#hello();
+    const greeting = await this.#within(greetingTimeout, () => greetingTimeoutError(this.port, greetingTimeout, this.secure), readGreeting(this.#queue));
+    this.#greeting = replyText(greeting);
+    if (stopAfter !== "greeting") await this.#hello();
   }
 
   async #hello(name = this.name): Promise<void> {
@@ -359,6 +383,7 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
         this.#upgradeReady = false;
       },
       secured: (socket) => {
+        this.#extensionsBeforeTls = this.#extensionsView;
         this.#wire(socket);
         this.secure = true;
         socket.setTimeout(readTimeout(this.options, "socketTimeout"));
@@ -447,6 +472,9 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
     // not read as a refusal of its message: nothing was tried, so it is temporary.
     if (this.#state === "closed") return Promise.reject(new SMTPError("ECONNECTION", "Connection is closed", { command: "API", temporary: true, cause: this.#fatal }));
     if (this.#state === "new") return Promise.reject(new SMTPError("ECONNECTION", "Not connected: call connect() first", { command: "API", temporary: false }));
+    if (this.#stoppedAfter && !this.#transactionState.quitAsked) {
+      return Promise.reject(new SMTPError("ECONNECTION", `The handshake stopped after the ${this.#stoppedAfter} (connect({ stopAfter })): only quit() or close() may follow`, { command: "API", temporary: false }));
+    }
     const guard = () => this.#assertOpen();
     return this.#operations.run(operation, { overlap, guard: guarded ? guard : undefined, atOnce });
   }

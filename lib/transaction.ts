@@ -42,6 +42,8 @@ export interface TransactionState {
    * asks for RSET only if no envelope (led by RSET) went out behind it meanwhile.
    */
   envelopesSent: number;
+  /** quit() was called: QUIT follows the operations queued before it. */
+  quitAsked: boolean;
 }
 
 /** What a transaction needs from the connection. */
@@ -259,8 +261,14 @@ async function awaitFinal(session: TransactionSession, channel: BodyChannel, fac
  * (AUTH, for one, is refused inside a transaction). After DATA's 354 the server takes
  * every byte as message text and only the end of data leaves that mode, which would
  * deliver what it got: that case is cut like a body, by closing the connection.
+ * Once quit() was called, QUIT ends the transaction as well (RFC 5321 §4.1.1.10), so the
+ * RSET would only cost a round trip; a transaction queued before QUIT leads with it.
  */
 async function abandonEnvelope(session: TransactionSession, reason: SMTPError): Promise<never> {
+  if (session.state.quitAsked) {
+    session.state.needsReset = true;
+    throw reason;
+  }
   const reset = await session.queue.send("RSET", "RSET").catch(() => undefined);
   // Refused or lost: the next transaction leads with RSET again (or finds the connection closed).
   session.state.needsReset = !isPositive(reset);

@@ -277,5 +277,42 @@ test("property: random accept/refuse patterns are reported recipient by recipien
   await server.close();
 });
 
+for (const pipelining of [true, false]) {
+  test(`an envelope abandoned once quit() was called ends with QUIT alone, with no RSET before it (pipelining ${pipelining})`, async () => {
+    const server = await startServer();
+    const conn = await connected(server.port, { pipelining });
+    const first = await conn.beginTransaction({ from: "sender@example.test" });
+    await first.addRecipient("a@example.test");
+    first.abort();
+    const last = await conn.beginTransaction({ from: "sender@example.test" });
+    await last.addRecipient("b@example.test");
+    const quitting = conn.quit();
+    last.abort();
+    await quitting;
+    const commands = server.commands.filter((c) => !c.startsWith("EHLO"));
+    assert.equal(commands, ["MAIL FROM:<sender@example.test>", "RCPT TO:<a@example.test>", "RSET", "MAIL FROM:<sender@example.test>", "RCPT TO:<b@example.test>", "QUIT"]);
+    assert.is(server.messages.length, 0);
+    await server.close();
+  });
+}
+
+test("a send queued before QUIT behind an envelope abandoned after quit() still leads with RSET", async () => {
+  const server = await startServer();
+  const conn = await connected(server.port);
+  const tx = await conn.beginTransaction({ from: "sender@example.test" });
+  await tx.addRecipient("a@example.test");
+  const sending = conn.send({ from: "sender@example.test", to: "b@example.test" }, body);
+  const quitting = conn.quit();
+  tx.abort();
+  const info = await sending;
+  await quitting;
+  assert.equal(info.accepted, ["b@example.test"]);
+  const commands = server.commands.filter((c) => !c.startsWith("EHLO"));
+  assert.equal(commands.slice(0, 3), ["MAIL FROM:<sender@example.test>", "RCPT TO:<a@example.test>", "RSET"]);
+  assert.is(commands.at(-1), "QUIT");
+  assert.is(server.messages.length, 1);
+  await server.close();
+});
+
 leakCheckTest(test, unhandled);
 test.run();
