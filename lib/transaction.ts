@@ -118,6 +118,8 @@ interface EnvelopeResult {
   error?: SMTPError;
   /** DATA got 354: the server is in data mode. */
   dataOpen: boolean;
+  /** Abandoned before MAIL FROM was written: the server has no transaction to end. */
+  beforeMail?: true;
 }
 
 function judgeEnvelope(prepared: PreparedEnvelope, facts: SendFacts, reset: Reply | undefined, mail: Reply, rcpts: (Reply | undefined)[], data: Reply | undefined): EnvelopeResult {
@@ -198,6 +200,8 @@ async function pipelinedEnvelope(session: TransactionSession, prepared: Prepared
 
 /** An envelope left unfinished because its message was abandoned: no error of its own. */
 const ABANDONED: EnvelopeResult = Object.freeze({ accepted: [], rejected: [], rejectedErrors: [], dataOpen: false });
+/** The same, abandoned while the leading RSET was out: that RSET already ended everything. */
+const ABANDONED_BEFORE_MAIL: EnvelopeResult = Object.freeze({ ...ABANDONED, beforeMail: true });
 
 /**
  * One command at a time, stopping at the first thing that makes going on pointless: a
@@ -210,7 +214,7 @@ async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedE
   // finalsPending is non-zero only with pipelining: a staged envelope behind an overlapped send.
   const reset = session.state.needsReset || session.state.finalsPending > 0 ? await queue.send("RSET", "RSET") : undefined;
   if (reset && !isPositive(reset)) return judgeEnvelope(prepared, facts, reset, reset, [], undefined);
-  if (abandoned()) return ABANDONED;
+  if (abandoned()) return ABANDONED_BEFORE_MAIL;
   const mail = await queue.send("MAIL FROM", prepared.mailLine);
   if (!isPositive(mail)) return judgeEnvelope(prepared, facts, reset, mail, [], undefined);
   staged?.mailAccepted();
@@ -375,6 +379,8 @@ async function transact(session: TransactionSession, envelope: Envelope | Staged
   const bodyWritten = result.dataOpen || (chunks !== undefined && (chunks.size() > 0 || chunks.ended()));
   if (stream?.abortReason && !bodyWritten) {
     chunks?.stop();
+    // Abandoned while the leading RSET was out: the session is reset already, a second RSET would say nothing.
+    if (result.beforeMail) throw stream.abortReason;
     return abandonEnvelope(session, stream.abortReason);
   }
 
