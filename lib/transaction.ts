@@ -87,9 +87,13 @@ export interface StagedEnvelope {
   prepare(session: SessionFacts): PreparedEnvelope;
   /** MAIL FROM was accepted: recipients may come now. */
   mailAccepted(): void;
-  /** RCPT TO lines as they are added; ends once the body is asked for or the transaction abandoned (its stream destroyed). */
-  recipients(): AsyncIterable<string>;
-  /** The reply to the RCPT TO last taken from recipients(). */
+  /**
+   * RCPT TO lines as they are added, in batches: each batch is every line added since the
+   * last one was taken (several addRecipient() calls in one turn make one batch). Ends
+   * once the body is asked for or the transaction abandoned (its stream destroyed).
+   */
+  recipients(): AsyncIterable<string[]>;
+  /** The reply to the oldest RCPT TO taken from recipients() and not answered yet. */
   recipientAnswered(reply: Reply): void;
   /** The envelope as far as it is known (traces, events): the recipients added so far. */
   readonly envelope: Envelope;
@@ -207,7 +211,9 @@ const ABANDONED_BEFORE_MAIL: EnvelopeResult = Object.freeze({ ...ABANDONED, befo
  * One command at a time, stopping at the first thing that makes going on pointless: a
  * refusal, or the message being abandoned (then above all before DATA, whose 354 would
  * leave closing the connection as the only way out). A staged envelope gives its
- * recipients as they are added and hears each one's reply.
+ * recipients as they are added and hears each one's reply; with PIPELINING, the
+ * recipients added in one turn go out as one group (RFC 2920), so a caller that adds
+ * them all at once waits one round trip, not one per recipient.
  */
 async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope, facts: SendFacts, abandoned: () => boolean, staged?: StagedEnvelope): Promise<EnvelopeResult> {
   const { queue } = session;
@@ -219,11 +225,24 @@ async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedE
   if (!isPositive(mail)) return judgeEnvelope(prepared, facts, reset, mail, [], undefined);
   staged?.mailAccepted();
   const rcpts: Reply[] = [];
-  for await (const line of staged?.recipients() ?? prepared.rcptLines) {
+  for await (const lines of staged?.recipients() ?? [prepared.rcptLines]) {
     if (abandoned()) return ABANDONED;
-    const reply = await queue.send("RCPT TO", line);
-    rcpts.push(reply);
-    staged?.recipientAnswered(reply);
+    if (session.canPipeline && lines.length > 1) {
+      session.socket.cork();
+      const replies = queue.sendGroup(
+        lines.map((line) => ({ command: "RCPT TO", line })),
+        (reply) => staged?.recipientAnswered(reply),
+      );
+      session.socket.uncork();
+      for (const reply of await replies) rcpts.push(reply);
+      continue;
+    }
+    for (const line of lines) {
+      if (abandoned()) return ABANDONED;
+      const reply = await queue.send("RCPT TO", line);
+      rcpts.push(reply);
+      staged?.recipientAnswered(reply);
+    }
   }
   // The staged recipients are known only now.
   if (staged) facts.recipients = prepared.to.map((address) => ({ address }));
