@@ -16,7 +16,7 @@ export { LineSplitter } from "./stages/line-splitter.js";
 export { ReplyDecoder } from "./stages/reply-decoder.js";
 export { DataEncoder } from "./stages/data-encoder.js";
 export { BdatEncoder } from "./stages/bdat-encoder.js";
-export { SMTPPool, PoolSendStream, type PoolLease, type PoolOptions } from "./pool/index.js";
+export { SMTPPool, PoolSendStream, type PoolLease, type PoolOptions, type MessageOpener } from "./pool/index.js";
 export type { PoolLimits } from "./pool/options.js";
 export type { MessageInput } from "./message.js";
 export type * from "./types.js";

@@ -3,10 +3,10 @@
  *
  *   nodemailer.createTransport(smtpWire({ host, auth, pool: { maxConnections: 5 } }))
  *
- * Nodemailer composes the message; this transport streams it from
- * `mail.message.createReadStream()` into the pool's createSendStream(), opened only once
- * the send has a connection, so a large attachment goes out in constant memory and a send
- * waiting in line holds nothing. `info` has Nodemailer's shape (envelope, messageId,
+ * Nodemailer composes the message; the pool opens `mail.message.createReadStream()` only
+ * once the send has a connection (and again for a second attempt, when the first
+ * connection died before the message could be delivered), so a large attachment goes out
+ * in constant memory and a send waiting in line holds nothing. `info` has Nodemailer's shape (envelope, messageId,
  * accepted, rejected, rejectedErrors, response, ...) plus everything smtp-wire's SendInfo
  * carries; errors are smtp-wire's SMTPErrors (with deliveryState).
  *
@@ -14,15 +14,14 @@
  * (`send(mail, callback)`, `verify`, `close`, `isIdle`, events 'idle' and 'error'), and the
  * types below describe only the part of its mail object we read.
  *
- * Deliberately left out: Nodemailer's `service`/`url` shortcuts and proxies (give host and
- * port), and OAuth2 token refreshing (give an accessToken, or a pass).
+ * Deliberately left out: proxies, and OAuth2 token refreshing (give an accessToken, or a pass).
  */
 import { EventEmitter } from "node:events";
 import type { Readable } from "node:stream";
 import { SMTPPool } from "../pool/pool.js";
 import type { PoolOptions } from "../pool/options.js";
-import type { PoolSendStream } from "../pool/pool-send-stream.js";
 import { VERSION } from "../version.js";
+import { resolveShortcuts, type Shortcuts } from "./shortcuts.js";
 import type { AuthCredentials, DSNOptions, Envelope, SendInfo } from "../types.js";
 
 /** Nodemailer's `dsn` option: its own names (id, return, recipient) or SMTPConnection's (envid, ret, orcpt). */
@@ -62,7 +61,7 @@ export interface NodemailerAuth {
 export type PoolSettings = Pick<PoolOptions, "maxConnections" | "maxMessages" | "rateLimit" | "rateDelta" | "idleTimeout" | "maxRequeues" | "maxQueued">;
 
 /** What smtpWire() takes: connection options, Nodemailer's `auth`, and the pool's settings. */
-export interface SmtpWireTransportOptions extends Omit<PoolOptions, "auth"> {
+export interface SmtpWireTransportOptions extends Omit<PoolOptions, "auth">, Shortcuts {
   auth?: NodemailerAuth;
   /** The pool's settings (`true` or absent: the defaults; top-level settings apply too). */
   pool?: boolean | PoolSettings;
@@ -94,11 +93,11 @@ function dsnOf(dsn: NodemailerDsn): DSNOptions {
 }
 
 /**
- * Nodemailer's AbortError (name, code), saying also what became of the message: an abort
- * stops a message before its end of data (not-sent), or comes too late to stop it (unknown).
+ * Nodemailer's AbortError (name, code), saying also what became of the message, as the
+ * send's own error says: an abort stops a message before its end of data (not-sent).
  */
-function abortError(signal: AbortSignal, stream: PoolSendStream): Error {
-  const deliveryState = stream.handedOver && stream.writableEnded ? "unknown" : "not-sent";
+function abortError(signal: AbortSignal, err: Error): Error {
+  const { deliveryState = "not-sent" } = err as { deliveryState?: string };
   return Object.assign(new Error("Message sending aborted", { cause: signal.reason }), { name: "AbortError", code: "EABORT", deliveryState });
 }
 
@@ -114,7 +113,7 @@ export class SmtpWireTransport extends EventEmitter {
 
   constructor(options: SmtpWireTransportOptions = {}) {
     super();
-    const { pool, auth, ...rest } = options;
+    const { pool, auth, ...rest } = resolveShortcuts(options) as Omit<SmtpWireTransportOptions, "url" | "service">;
     this.pool = new SMTPPool({ ...rest, ...(typeof pool === "object" ? pool : {}), auth: authOf(auth) });
     this.pool.on("idle", () => this.emit("idle"));
   }
@@ -123,14 +122,6 @@ export class SmtpWireTransport extends EventEmitter {
   send(mail: NodemailerMail, callback: (err: Error | null, info?: SmtpWireSentMessageInfo) => void): void {
     const data = mail.data as { dsn?: NodemailerDsn; signal?: AbortSignal; requireTLSExtensionEnabled?: boolean };
     const signal = data.signal;
-    let finished = false;
-    let source: Readable | undefined;
-    const finish = (err: Error | null, info?: SmtpWireSentMessageInfo): void => {
-      if (finished) return;
-      finished = true;
-      signal?.removeEventListener("abort", onAbort);
-      callback(err, info);
-    };
     let envelope: Envelope & { from: string; to: string[] };
     let messageId: string;
     try {
@@ -140,27 +131,14 @@ export class SmtpWireTransport extends EventEmitter {
       if (data.requireTLSExtensionEnabled) envelope.requireTLS = true;
       messageId = mail.message.messageId();
     } catch (err) {
-      return finish(err as Error);
+      return callback(err as Error);
     }
-    const stream = this.pool.createSendStream(envelope);
-    const onAbort = (): void => {
-      stream.destroy(abortError(signal!, stream));
-    };
-    // Opened once the send has a connection: a mail waiting in line holds nothing.
-    stream.once("dispatch", () => {
-      source = mail.message.createReadStream();
-      source.pipe(stream);
+    // Opened by the pool once the mail has a connection, and again if that one died first.
+    const open = () => mail.message.createReadStream();
+    this.pool.send(envelope, open, signal ? { signal } : {}, (err, info) => {
+      if (err) callback(signal?.aborted ? abortError(signal, err) : err);
+      else callback(null, { ...info!, envelope: { from: envelope.from, to: envelope.to }, messageId });
     });
-    stream.once("finish", () => finish(null, { ...stream.info!, envelope: { from: envelope.from, to: envelope.to }, messageId }));
-    stream.once("error", (err) => {
-      source?.unpipe(stream);
-      source?.destroy();
-      finish(signal?.aborted ? abortError(signal, stream) : err);
-    });
-    if (signal) {
-      if (signal.aborted) onAbort();
-      else signal.addEventListener("abort", onAbort, { once: true });
-    }
   }
 
   /** Connects, logs in and says QUIT on one connection apart from the pool. */

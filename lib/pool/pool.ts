@@ -24,14 +24,23 @@ import type { Readable } from "node:stream";
 import { SMTPConnection } from "../connection.js";
 import { SMTPError } from "../errors.js";
 import { settle } from "../callback.js";
+import { abortError, readCallArgs, watchSignal } from "../abort.js";
 import { checkMessage, type MessageInput } from "../message.js";
-import type { Callback, Envelope, SendInfo } from "../types.js";
+import type { Callback, Envelope, OperationOptions, SendInfo } from "../types.js";
 import { Fifo } from "./fifo.js";
 import { connectionOptionsOf, readPoolLimits, type PoolLimits, type PoolOptions } from "./options.js";
 import { PoolConnection } from "./pool-connection.js";
 import { PoolSendStream } from "./pool-send-stream.js";
 import { SlidingRateLimit } from "./rate-limit.js";
-import { isTooManyConnections, mayRequeue, notSent, requeueDelay } from "./requeue.js";
+import { isTooManyConnections, mayRequeue, notSent, requeueDelay, sourceFailed } from "./requeue.js";
+
+/**
+ * A message the pool opens for each attempt, once the attempt has a connection: a function
+ * that returns a new string, Buffer or Readable each time it is called. Nothing is read
+ * while the send waits in line, and a message whose connection died midway can go out
+ * again in full, which a Readable given once cannot.
+ */
+export type MessageOpener = () => MessageInput;
 
 /**
  * Sends one connection carries at a time. Two is what overlapping needs: one message
@@ -54,7 +63,13 @@ export interface PoolLease {
 
 interface Job {
   envelope: Envelope;
-  message: Buffer | PoolSendStream;
+  message: Buffer | PoolSendStream | MessageOpener;
+  /** The caller's signal: the pool honours it while the send waits, the connection once it runs. */
+  signal?: AbortSignal;
+  /** Stops watching `signal` (called when the send settles). */
+  unwatch?: () => void;
+  /** Set while an attempt runs on a connection. */
+  running: boolean;
   /** Attempts that failed with the message not sent because the connection died. */
   attempts: number;
   settled: boolean;
@@ -121,26 +136,37 @@ export class SMTPPool extends EventEmitter {
     });
   }
 
-  /** Sends one message (string, Buffer or Readable) over a pooled connection; resolves with its SendInfo. */
-  send(envelope: Envelope, message: MessageInput): Promise<SendInfo>;
-  send(envelope: Envelope, message: MessageInput, callback: Callback<SendInfo>): void;
-  send(envelope: Envelope, message: MessageInput, callback?: Callback<SendInfo>): Promise<SendInfo> | void {
-    return settle(this.#send(envelope, message), callback);
+  /**
+   * Sends one message over a pooled connection; resolves with its SendInfo. The message is
+   * a string, a Buffer, a Readable (piped only once the send has a connection) or a
+   * MessageOpener (called for each attempt). `signal` cancels it: waiting in line, it
+   * rejects at once; on a connection, as a connection's send() (SPEC §4). An aborted send
+   * is never tried again.
+   */
+  send(envelope: Envelope, message: MessageInput | MessageOpener, options?: OperationOptions): Promise<SendInfo>;
+  send(envelope: Envelope, message: MessageInput | MessageOpener, callback: Callback<SendInfo>): void;
+  send(envelope: Envelope, message: MessageInput | MessageOpener, options: OperationOptions, callback: Callback<SendInfo>): void;
+  send(envelope: Envelope, message: MessageInput | MessageOpener, options?: OperationOptions | Callback<SendInfo>, callback?: Callback<SendInfo>): Promise<SendInfo> | void {
+    const { signal, callback: done, refusal } = readCallArgs<SendInfo>([options, callback]);
+    return settle(refusal ? Promise.reject(refusal) : this.#send(envelope, message, signal), done);
   }
 
   /**
    * A Writable for one message, as a connection's createSendStream(): it finishes once the
    * server accepted the message (`stream.info`) or is destroyed with the SMTPError. It
    * takes bytes only once it has a connection (before that, write() returns false past its
-   * highWaterMark), and emits 'dispatch' each time it is given one.
+   * highWaterMark), and emits 'dispatch' each time it is given one. An aborted `signal`
+   * destroys it with the error send() would reject with.
    */
-  createSendStream(envelope: Envelope): PoolSendStream {
-    if (this.#closed) {
+  createSendStream(envelope: Envelope, options: OperationOptions = {}): PoolSendStream {
+    const { signal, refusal } = readCallArgs([options]);
+    const refused = refusal ?? (this.#closed ? notSent("The pool is closed") : signal?.aborted ? abortedInLine(signal, "createSendStream()") : undefined);
+    if (refused) {
       const stream = new PoolSendStream();
-      stream.fail(notSent("The pool is closed"));
+      stream.fail(refused);
       return stream;
     }
-    return this.#streamJob(envelope);
+    return this.#streamJob(envelope, true, signal);
   }
 
   /**
@@ -215,16 +241,18 @@ export class SMTPPool extends EventEmitter {
 
   // ---- admitting sends ---------------------------------------------------------------
 
-  #send(envelope: Envelope, message: MessageInput): Promise<SendInfo> {
+  #send(envelope: Envelope, message: MessageInput | MessageOpener, signal: AbortSignal | undefined): Promise<SendInfo> {
     if (this.#closed) return Promise.reject(notSent("The pool is closed"));
+    if (signal?.aborted) return Promise.reject(abortedInLine(signal, "send()"));
+    if (typeof message === "function") return new Promise((resolve, reject) => this.#admit(envelope, message, resolve, reject, true, signal));
     let checked: ReturnType<typeof checkMessage>;
     try {
       checked = checkMessage(message);
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    if ("source" in checked) return this.#sendSource(envelope, checked.source);
-    return new Promise((resolve, reject) => this.#admit(envelope, checked.bytes, resolve, reject));
+    if ("source" in checked) return this.#sendSource(envelope, checked.source, signal);
+    return new Promise((resolve, reject) => this.#admit(envelope, checked.bytes, resolve, reject, true, signal));
   }
 
   /**
@@ -232,18 +260,21 @@ export class SMTPPool extends EventEmitter {
    * send waiting in line reads nothing, holds nothing, and can still go to any connection.
    * Beyond maxQueued not even the stream is made until there is room.
    */
-  #sendSource(envelope: Envelope, source: Readable): Promise<SendInfo> {
+  #sendSource(envelope: Envelope, source: Readable, signal: AbortSignal | undefined): Promise<SendInfo> {
     return new Promise<SendInfo>((resolve, reject) => {
       // Until it is piped, a failing source would have no 'error' listener at all.
       let stream: PoolSendStream | undefined;
+      let unwatch: (() => void) | undefined;
+      const leaveWaiting = (err: SMTPError) => {
+        if (this.#waiting.remove(deferred)) deferred.fail(err);
+      };
       const early = (err: Error) => {
         if (stream) return stream.destroy(err);
-        if (!this.#waiting.remove(deferred)) return;
-        this.#pending--;
-        reject(new SMTPError("ESTREAM", `Message source failed: ${err?.message ?? err}`, { command: "API", temporary: true, deliveryState: "not-sent", cause: err }));
+        leaveWaiting(sourceFailed(err));
       };
       const start = (pump: boolean) => {
-        stream = this.#streamJob(envelope, pump);
+        unwatch?.();
+        stream = this.#streamJob(envelope, pump, signal);
         stream.once("dispatch", () => {
           source.off("error", early);
           source.pipe(stream!);
@@ -263,6 +294,7 @@ export class SMTPPool extends EventEmitter {
           start(false);
         },
         fail: (err) => {
+          unwatch?.();
           this.#pending--;
           source.off("error", early);
           source.destroy?.();
@@ -273,13 +305,14 @@ export class SMTPPool extends EventEmitter {
       if (this.#hasRoom()) return start(true);
       this.#pending++;
       this.#waiting.push(deferred);
+      if (signal) unwatch = watchSignal(signal, () => leaveWaiting(abortedInLine(signal, "send()")));
     });
   }
 
   /** A stream send with its place in line (or in the waiting line when there is no room). */
-  #streamJob(envelope: Envelope, pump = true): PoolSendStream {
+  #streamJob(envelope: Envelope, pump = true, signal?: AbortSignal): PoolSendStream {
     const stream = new PoolSendStream();
-    const job = this.#admit(envelope, stream, (info) => stream.complete(info), (err) => stream.fail(err as SMTPError), pump);
+    const job = this.#admit(envelope, stream, (info) => stream.complete(info), (err) => stream.fail(err as SMTPError), pump, signal);
     void stream.aborted.then((reason) => this.#abandon(job, reason));
     return stream;
   }
@@ -289,9 +322,14 @@ export class SMTPPool extends EventEmitter {
   }
 
   /** Queues a send, or (no room, and not let in by the pump) puts it in the waiting line. */
-  #admit(envelope: Envelope, message: Buffer | PoolSendStream, resolve: (info: SendInfo) => void, reject: (err: Error) => void, pump = true): Job {
-    const job: Job = { envelope, message, attempts: 0, settled: false, resolve, reject };
+  #admit(envelope: Envelope, message: Job["message"], resolve: (info: SendInfo) => void, reject: (err: Error) => void, pump = true, signal?: AbortSignal): Job {
+    const job: Job = { envelope, message, signal, running: false, attempts: 0, settled: false, resolve, reject };
     this.#pending++;
+    if (signal) {
+      const what = message instanceof PoolSendStream ? "createSendStream()" : "send()";
+      // On a connection, the connection honours the signal, phase by phase.
+      job.unwatch = watchSignal(signal, () => job.running || this.#abandon(job, abortedInLine(signal, what)));
+    }
     if (this.#hasRoom() || !pump) this.#queue.push(job);
     else this.#waiting.push(job);
     if (pump) this.#pump();
@@ -315,6 +353,7 @@ export class SMTPPool extends EventEmitter {
     if (job.settled) return;
     job.settled = true;
     job.cancel = undefined;
+    job.unwatch?.();
     this.#pending--;
     if (err) job.reject(err);
     else job.resolve(info!);
@@ -500,8 +539,8 @@ export class SMTPPool extends EventEmitter {
     pc.inFlight++;
     pc.given++;
     pc.busy();
-    const attempt = Buffer.isBuffer(job.message) ? pc.connection.send(job.envelope, job.message) : this.#runStream(pc, job, job.message);
-    attempt.then(
+    job.running = true;
+    this.#attempt(pc, job).then(
       (info) => {
         pc.inFlight--;
         this.#settle(job, undefined, info);
@@ -509,15 +548,30 @@ export class SMTPPool extends EventEmitter {
       },
       (err: Error) => {
         pc.inFlight--;
+        job.running = false;
         // The connection's 'end' follows the failure that ended it within the same turn.
         setImmediate(() => this.#attemptFailed(pc, job, err));
       },
     );
   }
 
+  /** One attempt of a send on `pc`, with the caller's signal. */
+  #attempt(pc: PoolConnection, job: Job): Promise<SendInfo> {
+    const options = job.signal ? { signal: job.signal } : {};
+    if (job.message instanceof PoolSendStream) return this.#runStream(pc, job, job.message, options);
+    if (Buffer.isBuffer(job.message)) return pc.connection.send(job.envelope, job.message, options);
+    let message: MessageInput;
+    try {
+      message = job.message();
+    } catch (err) {
+      return Promise.reject(sourceFailed(err));
+    }
+    return pc.connection.send(job.envelope, message, options);
+  }
+
   /** One attempt of a streamed message: the caller's stream is attached once the server takes the body. */
-  #runStream(pc: PoolConnection, job: Job, stream: PoolSendStream): Promise<SendInfo> {
-    const target = pc.connection.createSendStream(job.envelope);
+  #runStream(pc: PoolConnection, job: Job, stream: PoolSendStream, options: OperationOptions): Promise<SendInfo> {
+    const target = pc.connection.createSendStream(job.envelope, options);
     return new Promise<SendInfo>((resolve, reject) => {
       target.once("ready", () => stream.attach(target));
       target.once("finish", () => resolve(target.info!));
@@ -540,7 +594,9 @@ export class SMTPPool extends EventEmitter {
       for (const other of this.#connections) if (other.state === "ready") working++;
       this.#lowerConcurrency(working);
     }
-    const again = !this.#closed && !job.settled && mayRequeue({ err, connectionDied, bodyHandedOver: !Buffer.isBuffer(job.message) && job.message.handedOver, requeues: job.attempts, maxRequeues: this.limits.maxRequeues });
+    // An opener gives the whole message again; a stream's body can be read only once.
+    const bodyHandedOver = job.message instanceof PoolSendStream && job.message.handedOver;
+    const again = !this.#closed && !job.settled && !job.signal?.aborted && mayRequeue({ err, connectionDied, bodyHandedOver, requeues: job.attempts, maxRequeues: this.limits.maxRequeues });
     if (again) this.#requeue(job);
     else this.#settle(job, err);
     this.#afterWork(pc);
@@ -565,4 +621,9 @@ export class SMTPPool extends EventEmitter {
     }
     this.#pump();
   }
+}
+
+/** The error of a send whose signal aborted before it had a connection: nothing of it was sent. */
+function abortedInLine(signal: AbortSignal, what: string): SMTPError {
+  return abortError(signal, what, "API", { deliveryState: "not-sent" });
 }

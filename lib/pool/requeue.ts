@@ -84,3 +84,8 @@ export function notSent(message: string, cause?: unknown): SMTPError {
     cause,
   });
 }
+
+/** A message source that failed before any of it was sent (a stream's error, an opener that threw). */
+export function sourceFailed(cause: unknown): SMTPError {
+  return new SMTPError("ESTREAM", `Message source failed: ${(cause as Error)?.message ?? cause}`, { command: "API", temporary: true, deliveryState: "not-sent", cause });
+}

@@ -138,6 +138,114 @@ test("top-level pool settings (Nodemailer's pooled transport style) are taken to
   await raw.close();
 });
 
+test("url: the same smtp:// url through Nodemailer's transport and ours logs in and delivers the same", async () => {
+  const theirs = await startServer({ users: { "al@ice": "se:c@ret" } });
+  const ours = await startServer({ users: { "al@ice": "se:c@ret" } });
+  const url = (port: number) => `smtp://al%40ice:se%3Ac%40ret@127.0.0.1:${port}/?ignoreTLS=true&maxConnections=1&tls.rejectUnauthorized=false`;
+  const reference = nodemailer.createTransport({ url: url(theirs.port), pool: true });
+  const raw = smtpWire({ url: url(ours.port) });
+  const wire = nodemailer.createTransport(raw);
+  try {
+    const mail = { from: "s@example.test", to: "r@example.test", subject: "url", text: "x", messageId: "<url@example.test>", date: new Date(0) };
+    await reference.sendMail(mail);
+    await wire.sendMail(mail);
+    assert.is(raw.pool.limits.maxConnections, 1, "a numeric query value is a number");
+    assert.is(raw.pool.options.ignoreTLS, true, "a boolean query value is a boolean");
+    assert.equal(raw.pool.options.tls, { rejectUnauthorized: false }, "tls.x keys go under tls");
+    assert.equal(ours.auths.map((a) => [a.username, a.ok]), theirs.auths.map((a) => [a.username, a.ok]));
+    assert.equal(ours.auths.map((a) => a.username), ["al@ice"], "credentials are percent-decoded");
+    assert.is(ours.messages[0]!.data.toString(), theirs.messages[0]!.data.toString());
+    assert.throws(() => smtpWire({ url: "http://example.test" }), /smtp:\/\/ or smtps:\/\//);
+    assert.throws(() => smtpWire({ url: "not a url" }), /Not a connection url/);
+  } finally {
+    reference.close();
+    await wire.close();
+    await theirs.close();
+    await ours.close();
+  }
+});
+
+test("service: a well-known name resolves to the host, port and secure Nodemailer's own transport uses; an unknown one is refused", async () => {
+  for (const service of ["Gmail", "Outlook365", "someone@hotmail.com"]) {
+    const reference = nodemailer.createTransport({ service, pool: true });
+    const { options } = reference.transporter as unknown as { options: { host?: string; port?: number; secure?: boolean } };
+    const raw = smtpWire({ service, port: 1, host: "ignored.example" });
+    assert.ok(options.host, `${service}: Nodemailer knows it`);
+    assert.is(raw.pool.options.host, options.host, `${service}: host`);
+    assert.is(raw.pool.options.port, options.port, `${service}: port`);
+    assert.is(Boolean(raw.pool.options.secure), Boolean(options.secure), `${service}: secure`);
+    reference.close();
+    await raw.close();
+  }
+  assert.throws(() => smtpWire({ service: "No Such Mail Service" }), /Unknown service/);
+});
+
+/** An smtp-server that breaks the first connection under the first body it reads, then accepts. */
+async function startDroppingFirstBody() {
+  const state = { dropped: false };
+  const sockets: import("node:net").Socket[] = [];
+  const server = await startServer({
+    onData(stream, _session, callback) {
+      const chunks: Buffer[] = [];
+      let cut = false;
+      stream.on("data", (chunk: Buffer) => {
+        chunks.push(chunk);
+        if (!state.dropped) {
+          // The first body's first bytes: the connection breaks long before its end (16 MiB) is written.
+          state.dropped = cut = true;
+          for (const socket of sockets) socket.destroy();
+        }
+      });
+      stream.on("end", () => {
+        if (cut) return;
+        server.messages.push({ from: "", to: [], mailParams: {}, rcptParams: [], data: Buffer.concat(chunks), sizeExceeded: false });
+        callback(null, "2.0.0 queued");
+      });
+    },
+  });
+  server.server.server.on("connection", (socket: import("node:net").Socket) => sockets.push(socket));
+  return Object.assign(server, { state });
+}
+
+const BIG = 16 * 1024 * 1024;
+
+test("a mail whose connection dropped under its body is composed and sent again, and arrives once, whole", async () => {
+  const server = await startDroppingFirstBody();
+  const transport = nodemailer.createTransport(smtpWire({ ...serverOptions(), port: server.port, pool: { maxConnections: 1, maxRequeues: 2 } }));
+  try {
+    const attachment = Buffer.alloc(BIG, 0x5a);
+    const info = (await settlesWithin(transport.sendMail({ from: "s@example.test", to: "r@example.test", subject: "big", text: "x", attachments: [{ filename: "big.bin", content: attachment }] }), 30_000, "the re-sent mail")) as unknown as { accepted: string[] };
+    assert.ok(server.state.dropped, "the first connection was dropped mid-body");
+    assert.equal(info.accepted, ["r@example.test"]);
+    assert.is(server.messages.length, 1);
+    const body = server.messages[0]!.data.toString("latin1");
+    assert.ok(body.includes("filename=big.bin"), "the whole mail");
+    assert.ok(body.length > BIG * 1.3, `the whole attachment, base64 (${body.length} bytes)`);
+  } finally {
+    await transport.close();
+    await server.close();
+  }
+});
+
+test("the same, with an attachment read from a stream (which cannot be read twice): ESTREAM, not-sent, nothing delivered", async () => {
+  const server = await startDroppingFirstBody();
+  const transport = nodemailer.createTransport(smtpWire({ ...serverOptions(), port: server.port, pool: { maxConnections: 1, maxRequeues: 2 } }));
+  try {
+    const chunks = Array.from({ length: BIG / 65536 }, () => Buffer.alloc(65536, 0x5a));
+    const sending = transport.sendMail({ from: "s@example.test", to: "r@example.test", subject: "big", text: "x", attachments: [{ filename: "big.bin", content: Readable.from(chunks) }] });
+    const err = (await settlesWithin(sending.then(() => assert.unreachable("resolved"), (e: unknown) => e), 30_000, "the second attempt")) as SMTPError;
+    assert.ok(server.state.dropped);
+    assert.is(err.code, "ESTREAM");
+    assert.is(err.deliveryState, "not-sent");
+    assert.is(server.messages.length, 0);
+    await transport.sendMail({ from: "s@example.test", to: "r@example.test", text: "after" });
+    assert.is(server.messages.length, 1, "the transport goes on");
+  } finally {
+    await transport.close();
+    await server.close();
+  }
+});
+
 test("sendMail({ signal }): aborted while it waits for a connection, it fails with AbortError and sends nothing", async () => {
   const server = await startServer();
   const raw = smtpWire({ ...serverOptions(), port: server.port, pool: { maxConnections: 1 } });
