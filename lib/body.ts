@@ -17,13 +17,14 @@
  * SendStream unchanged. A channel only moves bytes and collects replies; the transaction
  * decides what they mean.
  */
-import type { Socket } from "node:net";
+import { Socket } from "node:net";
 import type { Reply } from "./types.js";
 import type { SMTPError } from "./errors.js";
 import type { CommandQueue } from "./command-queue.js";
 import type { BodySink } from "./send-stream.js";
 import { BodyEncoding } from "./stages/data-encoder.js";
 import { ChunkCutter, bdatLine } from "./stages/bdat-encoder.js";
+import { giveBack, isRecycled, takeRecycled } from "./stages/window-memory.js";
 
 /** Something that went wrong before the body was complete. */
 export type BodyProblem = { kind: "early"; reply: Reply; command: string } | { kind: "dead"; err: SMTPError };
@@ -110,7 +111,8 @@ function socketSink(socket: Socket, writer: BodyWriter) {
   let ended = false;
   let full = false;
   const write = (bytes: Buffer) => {
-    if (!socket.write(bytes)) full = true;
+    // An encoded window's memory is used again once the socket has written it (window-recycler.ts).
+    if (!(isRecycled(bytes) ? socket.write(bytes, () => giveBack(bytes)) : socket.write(bytes))) full = true;
   };
   let flushedPromise: Promise<void> | undefined;
   let onEnd: (() => void) | undefined;
@@ -188,7 +190,9 @@ function socketSink(socket: Socket, writer: BodyWriter) {
 export function dataChannel(queue: CommandQueue, socket: Socket, expected: number): BodyChannel {
   const finalReplies: Promise<Reply>[] = [];
   for (let i = 0; i < expected; i++) finalReplies.push(expectReply(queue, "DATA"));
-  const encoding = new BodyEncoding(true);
+  // Only a socket's write callback says it is done with a Buffer; a stream given as the
+  // connection may keep what it is written (a PassThrough does), so it gets new ones.
+  const encoding = new BodyEncoding(true, undefined, socket instanceof Socket ? takeRecycled : undefined);
   let problem: Promise<BodyProblem> | undefined;
   const { sink, stop, ended, flushed } = socketSink(
     socket,

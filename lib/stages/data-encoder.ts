@@ -20,9 +20,10 @@
  * chunks (bdat-encoder frames it). Deliberately left out: 8-bit checks, line length limits.
  */
 import { Transform, type TransformOptions } from "readable-stream";
-import { WINDOW, type WindowEncoder } from "./window-encoding.js";
+import { WINDOW, type Allocate, type WindowEncoder } from "./window-encoding.js";
 import { encodeWindowWithSimd } from "./window-simd.js";
 import { encodeWindowWithIndexOf } from "./window-indexof.js";
+import { takeFromSlab } from "./window-memory.js";
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -54,16 +55,21 @@ export interface DataEncoderOptions extends TransformOptions {
 export class BodyEncoding {
   readonly #dotStuffing: boolean;
   readonly #windowEncoder: WindowEncoder;
+  readonly #allocate: Allocate | undefined;
   /** The next byte starts a line: at the start of the data, and after each CRLF. */
   #atLineStart = true;
   /** The last byte emitted is a CR whose LF may be the first byte of the next chunk. */
   #pendingCR = false;
   #bytes = 0;
 
-  /** `windowEncoder` is for the tests, which hold both implementations to the same output. */
-  constructor(dotStuffing = true, windowEncoder: WindowEncoder = encodeWindow) {
+  /**
+   * `windowEncoder` is for the tests, which hold both implementations to the same output.
+   * `allocate` gives the Buffers changed windows are written into (default: new ones).
+   */
+  constructor(dotStuffing = true, windowEncoder: WindowEncoder = encodeWindow, allocate?: Allocate) {
     this.#dotStuffing = dotStuffing;
     this.#windowEncoder = windowEncoder;
+    this.#allocate = allocate;
   }
 
   /** Bytes emitted so far, after CRLF normalisation and dot-stuffing, terminator included once finished. */
@@ -96,7 +102,7 @@ export class BodyEncoding {
     const length = chunk.length;
     if (length === 0) return;
     const previous = this.#pendingCR ? CR : this.#atLineStart ? LF : 0;
-    const output = this.#windowEncoder(chunk, previous, this.#dotStuffing);
+    const output = this.#windowEncoder(chunk, previous, this.#dotStuffing, this.#allocate);
     // A CR in the last byte never gets its LF within the window, so the last byte says it all.
     const last = chunk[length - 1];
     this.#pendingCR = last === CR;
@@ -119,7 +125,8 @@ export class DataEncoder extends Transform {
   constructor(options: DataEncoderOptions = {}) {
     const { dotStuffing = true, ...streamOptions } = options;
     super(streamOptions);
-    this.#encoding = new BodyEncoding(dotStuffing);
+    // Its reader may keep what it reads: windows go into slabs, never used twice (window-memory.ts).
+    this.#encoding = new BodyEncoding(dotStuffing, undefined, takeFromSlab);
   }
 
   /** Bytes pushed so far, after CRLF normalisation and dot-stuffing, terminator included once ended. */

@@ -17,5 +17,17 @@
 /** The largest window: what a file stream delivers at once, and what the scratch space holds. */
 export const WINDOW = 64 * 1024;
 
-/** Encodes `chunk` (1 to WINDOW bytes); returns `chunk` itself when nothing changes, else a new Buffer. */
-export type WindowEncoder = (chunk: Buffer, previous: number, dotStuffing: boolean) => Buffer;
+/**
+ * The most an encoded window can take: one insert per byte at most, but for a dot after a
+ * bare CR (two inserts), which its previous byte cannot also have; the first byte may.
+ */
+export const MAX_ENCODED_WINDOW = 2 * WINDOW + 2;
+
+/** Gives the Buffer an encoded window is written into: exactly `length` (at most MAX_ENCODED_WINDOW) bytes. */
+export type Allocate = (length: number) => Buffer;
+
+/**
+ * Encodes `chunk` (1 to WINDOW bytes); returns `chunk` itself when nothing changes, else
+ * the encoded window in a Buffer from `allocate` (default: a new one).
+ */
+export type WindowEncoder = (chunk: Buffer, previous: number, dotStuffing: boolean, allocate?: Allocate) => Buffer;

@@ -13,7 +13,7 @@
  * The insert list and the scratch copy are shared by every encoder in the process: a
  * window is encoded synchronously from its scan to its output.
  */
-import { WINDOW, type WindowEncoder } from "./window-encoding.js";
+import { WINDOW, type Allocate, type WindowEncoder } from "./window-encoding.js";
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -30,7 +30,7 @@ function insert(position: number, byte: number): void {
   inserts.byte[inserts.count++] = byte;
 }
 
-export const encodeWindowWithIndexOf: WindowEncoder = (chunk, previous, dotStuffing) => {
+export const encodeWindowWithIndexOf: WindowEncoder = (chunk, previous, dotStuffing, allocate: Allocate = Buffer.allocUnsafe) => {
   inserts.count = 0;
   let from = 0;
   let lineStart = previous === LF;
@@ -48,7 +48,7 @@ export const encodeWindowWithIndexOf: WindowEncoder = (chunk, previous, dotStuff
     while (inserts.count > firstScanInsert && inserts.at[inserts.count - 1]! >= restart) inserts.count--;
     scanAll(chunk, restart, restart > from || lineStart, dotStuffing ? DOT : -1);
   }
-  return inserts.count === 0 ? chunk : rebuild(chunk);
+  return inserts.count === 0 ? chunk : rebuild(chunk, allocate);
 };
 
 /**
@@ -108,9 +108,9 @@ function scanAll(chunk: Buffer, pos: number, lineStart: boolean, stuffedByte: nu
  * copied through plain Uint8Array views, which cost less than Buffer slices (measured
  * against copyWithin-in-place and Buffer.concat of slices, both slower).
  */
-function rebuild(chunk: Buffer): Buffer {
+function rebuild(chunk: Buffer, allocate: Allocate): Buffer {
   const { count, at, byte } = inserts;
-  const output = Buffer.allocUnsafe(chunk.length + count);
+  const output = allocate(chunk.length + count);
   const { buffer, byteOffset } = chunk;
   let start = 0;
   let written = 0;

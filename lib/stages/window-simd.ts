@@ -11,7 +11,7 @@
  * synchronously from its copy in to its copy out, so no two encodings use it at once.
  */
 import { readFileSync } from "node:fs";
-import { WINDOW, type WindowEncoder } from "./window-encoding.js";
+import { WINDOW, type Allocate, type WindowEncoder } from "./window-encoding.js";
 
 interface EncodeModule {
   memory: WebAssembly.Memory;
@@ -35,12 +35,12 @@ function bind(module: EncodeModule): WindowEncoder {
   const memory = new Uint8Array(module.memory.buffer);
   // The window and, just before it, the byte that came before it.
   const window = memory.subarray(input, input + WINDOW);
-  return (chunk, previous, dotStuffing) => {
+  return (chunk, previous, dotStuffing, allocate: Allocate = Buffer.allocUnsafe) => {
     memory[input - 1] = previous;
     window.set(chunk);
     const length = module.encode(chunk.length, dotStuffing ? 1 : 0);
     if (length < 0) return chunk;
-    const encoded = Buffer.allocUnsafe(length);
+    const encoded = allocate(length);
     encoded.set(memory.subarray(output, output + length));
     return encoded;
   };
