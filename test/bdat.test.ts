@@ -12,7 +12,7 @@ import diagnostics from "node:diagnostics_channel";
 import { leakCheckTest, runInChild, trackUnhandled } from "./helpers/leak-check.js";
 import { settlesWithin } from "./helpers/callbacks.js";
 import { randomChunkLimit, randomFor, randomMessage, seedNote, splitRandomly } from "./helpers/random.js";
-import { connected } from "./helpers/client.js";
+import { connected, faultSession } from "./helpers/client.js";
 
 const unhandled = trackUnhandled();
 const MiB = 1024 * 1024;
@@ -24,26 +24,23 @@ const chunkingEnvelope = (): Step[] => [...greetAndEhlo(["PIPELINING", "CHUNKING
 test("a small whole message goes with MAIL and RCPT in one write, as BDAT n LAST, normalised and not dot-stuffed", async () => {
   // The server reads the chunk before it answers the envelope: a client that waited for
   // the envelope's replies before its first chunk would hang here.
-  const fault = await startFaultServer([
+  const { conn, fault, finish } = await faultSession([
     ...chunkingEnvelope(),
     { expect: "BDAT 11 LAST" },
     { expectBytes: 11 },
     { send: "250 ok\r\n250 ok\r\n250 2.0.0 queued\r\n" },
-  ]);
-  const conn = await connected(fault.port, { chunking: true });
+  ], { chunking: true });
   const info = await settlesWithin(conn.send(env, ".a\nb\r.c\r\n"), 5000, "the send");
   assert.is(info.response, "250 2.0.0 queued");
   assert.is(info.messageSize, 11, "the sum of the chunk payloads");
   const c = await fault.connection();
   assert.is(c.data[0]!.toString("latin1"), ".a\r\nb\r\n.c\r\n");
   assert.not.ok(c.commands.includes("DATA"));
-  conn.close();
-  fault.assertNoScriptErrors();
-  await fault.close();
+  await finish();
 });
 
 test("a streamed body is cut into chunks of bdatChunkSize whatever the writes; only the first goes before the envelope is accepted", async () => {
-  const fault = await startFaultServer([
+  const { conn, fault, finish } = await faultSession([
     ...chunkingEnvelope(),
     { expect: "BDAT 4" },
     { expectBytes: 4 },
@@ -56,20 +53,17 @@ test("a streamed body is cut into chunks of bdatChunkSize whatever the writes; o
     { expectBytes: 4 },
     { expect: "BDAT 0 LAST" },
     { send: "250 chunk\r\n250 chunk\r\n250 done\r\n" },
-  ]);
-  const conn = await connected(fault.port, { chunking: true, bdatChunkSize: 4 });
+  ], { chunking: true, bdatChunkSize: 4 });
   const info = await settlesWithin(conn.send(env, Readable.from([Buffer.from("abc"), Buffer.from("de\r\n"), Buffer.from("fghij")])), 5000, "the send");
   assert.is(info.messageSize, 12);
   const c = await fault.connection();
   assert.equal(c.data.map((d) => d.toString()), ["abcd", "e\r\nf", "ghij"]);
   assert.is(c.received.toString("latin1").split("BDAT 4\r\n").length, 4, "three chunks, none sent twice");
-  conn.close();
-  fault.assertNoScriptErrors();
-  await fault.close();
+  await finish();
 });
 
 test("a chunk refused after the whole body went fails the send with EMESSAGE naming BDAT, and the next send starts with RSET", async () => {
-  const fault = await startFaultServer([
+  const { conn, finish } = await faultSession([
     ...chunkingEnvelope(),
     { expect: "BDAT 4" },
     { expectBytes: 4 },
@@ -83,8 +77,7 @@ test("a chunk refused after the whole body went fails the send with EMESSAGE nam
     { expect: "BDAT 2 LAST" },
     { expectBytes: 2 },
     { send: "250 reset\r\n250 ok\r\n250 ok\r\n250 queued\r\n" },
-  ]);
-  const conn = await connected(fault.port, { chunking: true, bdatChunkSize: 4 });
+  ], { chunking: true, bdatChunkSize: 4 });
   const err = (await conn.send(env, "hello").catch((e) => e)) as SMTPError;
   assert.instance(err, SMTPError);
   assert.is(err.code, "EMESSAGE");
@@ -93,9 +86,7 @@ test("a chunk refused after the whole body went fails the send with EMESSAGE nam
   assert.is(err.enhancedCode, "5.3.4");
   const info = await conn.send(env, "ok");
   assert.is(info.response, "250 queued");
-  conn.close();
-  fault.assertNoScriptErrors();
-  await fault.close();
+  await finish();
 });
 
 test("a chunk refused while the stream still writes fails the send with EMESSAGE and closes the connection without the last chunk", async () => {
@@ -125,7 +116,7 @@ for (const [what, replies, code] of [
   ["every recipient is refused", "250 ok\r\n550 5.1.1 Unknown user\r\n554 5.5.1 No valid recipients\r\n", "RCPT TO"],
 ] as const) {
   test(`when ${what}, the pipelined chunk's reply is read and dropped, the send fails with EENVELOPE as over DATA, and the session goes on`, async () => {
-    const fault = await startFaultServer([
+    const { conn, finish } = await faultSession([
       ...chunkingEnvelope(),
       { expect: "BDAT 5 LAST" },
       { expectBytes: 5 },
@@ -136,8 +127,7 @@ for (const [what, replies, code] of [
       { expect: "BDAT 2 LAST" },
       { expectBytes: 2 },
       { send: "250 reset\r\n250 ok\r\n250 ok\r\n250 queued\r\n" },
-    ]);
-    const conn = await connected(fault.port, { chunking: true });
+    ], { chunking: true });
     const err = (await conn.send(env, "hello").catch((e) => e)) as SMTPError;
     assert.is(err.code, "EENVELOPE");
     assert.is(err.command, code);
@@ -145,22 +135,19 @@ for (const [what, replies, code] of [
     assert.is(err.deliveryState, "not-sent", "the server discarded the message sent with the envelope");
     if (code === "RCPT TO") assert.equal(err.rejected, ["b@example.test"]);
     assert.is((await conn.send(env, "ok")).response, "250 queued");
-    conn.close();
-    fault.assertNoScriptErrors();
-    await fault.close();
+    await finish();
   });
 }
 
 test("a refused envelope stops a streamed body after its first chunk; the stream fails with EENVELOPE", async () => {
-  const fault = await startFaultServer([
+  const { conn, fault, finish } = await faultSession([
     ...chunkingEnvelope(),
     { expect: "BDAT 4" },
     { expectBytes: 4 },
     { send: "550 5.7.1 Sender refused\r\n503 5.5.1 No recipients\r\n503 5.5.1 No transaction\r\n" },
     { expect: "RSET" },
     { send: "250 ok\r\n" },
-  ]);
-  const conn = await connected(fault.port, { chunking: true, bdatChunkSize: 4 });
+  ], { chunking: true, bdatChunkSize: 4 });
   const out = conn.createSendStream(env);
   out.write("abcdefghijkl");
   const err = (await new Promise((resolve) => out.once("error", resolve))) as SMTPError;
@@ -170,13 +157,11 @@ test("a refused envelope stops a streamed body after its first chunk; the stream
   assert.is(await conn.reset(), true);
   const c = await fault.connection();
   assert.equal(c.commands.slice(1), ["MAIL FROM:<a@example.test>", "RCPT TO:<b@example.test>", "BDAT 4", "RSET"]);
-  conn.close();
-  fault.assertNoScriptErrors();
-  await fault.close();
+  await finish();
 });
 
 test("LMTP: BDAT n LAST sent before the recipients' replies gets one reply per accepted recipient", async () => {
-  const fault = await startFaultServer([
+  const { conn, finish } = await faultSession([
     { send: "220 lmtp\r\n" },
     { expect: /^LHLO / },
     { send: "250-lmtp\r\n250-PIPELINING\r\n250 CHUNKING\r\n" },
@@ -187,16 +172,13 @@ test("LMTP: BDAT n LAST sent before the recipients' replies gets one reply per a
     { expect: "BDAT 2 LAST" },
     { expectBytes: 2 },
     { send: "250 ok\r\n250 ok\r\n550 5.1.1 <c> unknown\r\n250 ok\r\n250 2.0.0 <a> saved\r\n552 5.2.2 <d> full\r\n" },
-  ]);
-  const conn = await connected(fault.port, { chunking: true, lmtp: true });
+  ], { chunking: true, lmtp: true });
   const info = await settlesWithin(conn.send({ from: "x@example.test", to: ["a@example.test", "c@example.test", "d@example.test"] }, "hi"), 5000, "the send");
   assert.equal(info.accepted, ["a@example.test"]);
   assert.equal(info.rejected, ["c@example.test", "d@example.test"]);
   assert.is(info.rejectedErrors![1]!.command, "BDAT");
   assert.is(info.rejectedErrors![1]!.responseCode, 552);
-  conn.close();
-  fault.assertNoScriptErrors();
-  await fault.close();
+  await finish();
 });
 
 test("DATA is used when chunking is off, or the server lacks CHUNKING or PIPELINING", async () => {
@@ -206,7 +188,7 @@ test("DATA is used when chunking is off, or the server lacks CHUNKING or PIPELIN
     [{ chunking: true }, ["CHUNKING"]],
   ] as const) {
     const pipelined = (extensions as readonly string[]).includes("PIPELINING");
-    const fault = await startFaultServer([
+    const { conn, finish } = await faultSession([
       ...greetAndEhlo([...extensions]),
       { expect: /^MAIL FROM:/ },
       ...(pipelined ? [] : [{ send: "250 ok\r\n" }]),
@@ -216,32 +198,26 @@ test("DATA is used when chunking is off, or the server lacks CHUNKING or PIPELIN
       { send: pipelined ? "250 ok\r\n250 ok\r\n354 go\r\n" : "354 go\r\n" },
       { expectData: true },
       { send: "250 done\r\n" },
-    ] as Step[]);
-    const conn = await connected(fault.port, { ...options });
+    ] as Step[], { ...options });
     assert.is((await conn.send(env, "x")).response, "250 done");
-    conn.close();
-    fault.assertNoScriptErrors();
-    await fault.close();
+    await finish();
   }
 });
 
 test("BINARYMIME: the body goes as is with BODY=BINARYMIME, bare CR, bare LF and NUL untouched", async () => {
   const body = Buffer.from("a\nb\rc\0\r\n.\r\n\xff\r", "latin1");
-  const fault = await startFaultServer([
+  const { conn, fault, finish } = await faultSession([
     ...greetAndEhlo(["PIPELINING", "CHUNKING", "8BITMIME", "BINARYMIME"]),
     { expect: "MAIL FROM:<a@example.test> BODY=BINARYMIME" },
     { expect: /^RCPT TO:/ },
     { expect: `BDAT ${body.length} LAST` },
     { expectBytes: body.length },
     { send: "250 ok\r\n250 ok\r\n250 queued\r\n" },
-  ]);
-  const conn = await connected(fault.port, { chunking: true });
+  ], { chunking: true });
   const info = await conn.send({ ...env, binaryMime: true, use8BitMime: true }, body);
   assert.is(info.messageSize, body.length);
   assert.ok((await fault.connection()).data[0]!.equals(body));
-  conn.close();
-  fault.assertNoScriptErrors();
-  await fault.close();
+  await finish();
 });
 
 for (const [what, options, extensions] of [
@@ -269,7 +245,7 @@ for (const [what, options, extensions] of [
 test("at most 8 chunks wait for their reply: the source waits beyond that, and goes on as replies come", async () => {
   const chunk = (n: number): Step[] => Array.from({ length: n }, () => [{ expect: "BDAT 4" }, { expectBytes: 4 }] as Step[]).flat();
   let unanswered = -1;
-  const fault = await startFaultServer([
+  const { conn, fault, finish } = await faultSession([
     ...chunkingEnvelope(),
     ...chunk(1),
     { send: "250 ok\r\n250 ok\r\n250 chunk\r\n" },
@@ -282,16 +258,13 @@ test("at most 8 chunks wait for their reply: the source waits beyond that, and g
     { expect: "BDAT 2 LAST" },
     { expectBytes: 2 },
     { send: "250 chunk\r\n".repeat(3) + "250 queued\r\n" },
-  ]);
-  const conn = await connected(fault.port, { chunking: true, bdatChunkSize: 4 });
+  ], { chunking: true, bdatChunkSize: 4 });
   // 48 bytes and a CR whose LF the end adds: 12 chunks and BDAT 2 LAST.
   const info = await settlesWithin(conn.send(env, Readable.from([Buffer.alloc(48, "x"), Buffer.from("\r")])), 5000, "the send");
   assert.is(unanswered, 8, "chunks the server had while none was answered");
   assert.is(info.messageSize, 50);
   assert.is(Buffer.concat((await fault.connection()).data).toString("latin1"), "x".repeat(48) + "\r\n");
-  conn.close();
-  fault.assertNoScriptErrors();
-  await fault.close();
+  await finish();
 });
 
 test("a connection lost while chunks are under way fails the send as not sent, with no last chunk written", async () => {
