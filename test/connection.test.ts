@@ -9,7 +9,7 @@ import { SMTPConnection, SMTPError } from "../lib/index.js";
 import { startServer } from "./helpers/server.js";
 import { startFaultServer, greetAndEhlo } from "./helpers/fault-server.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
-import { connected } from "./helpers/client.js";
+import { connected, faultSession } from "./helpers/client.js";
 
 const unhandled = trackUnhandled();
 const env = (to: string | string[] = "rcpt@example.test") => ({ from: "sender@example.test", to });
@@ -352,7 +352,7 @@ test("without PIPELINING each command waits for its reply; with it MAIL, RCPT an
 });
 
 test("the pipelining option turns pipelining off even when advertised", async () => {
-  const fault = await startFaultServer([
+  const { conn, finish } = await faultSession([
     ...greetAndEhlo(["PIPELINING"]),
     { expect: /^MAIL FROM/ },
     { delayMs: 30 },
@@ -364,12 +364,9 @@ test("the pipelining option turns pipelining off even when advertised", async ()
     { send: "354 go\r\n" },
     { expectData: true },
     { send: "250 done\r\n" },
-  ]);
-  const conn = await connected(fault.port, { pipelining: false });
+  ], { pipelining: false });
   await conn.send(env(), "body");
-  conn.close();
-  fault.assertNoScriptErrors();
-  await fault.close();
+  await finish();
 });
 
 test("LMTP: LHLO, and one final reply per recipient moves refused ones to rejected", async () => {

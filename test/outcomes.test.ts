@@ -11,7 +11,7 @@ import { acceptLmtpEnvelope, acceptPipelinedEnvelope, greetAndEhlo, startFaultSe
 import { startServer } from "./helpers/server.js";
 import { settlesWithin } from "./helpers/callbacks.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
-import { connected } from "./helpers/client.js";
+import { connected, faultSession } from "./helpers/client.js";
 
 const unhandled = trackUnhandled();
 const env = (n: number) => ({ from: "sender@example.test", to: [`rcpt${n}@example.test`] });
@@ -75,7 +75,7 @@ for (const [code, temporary] of [
 ] as const) {
   test(`a ${code} final reply is deliveryState "rejected", temporary ${temporary}, with every recipient settled by it`, async () => {
     const enhanced = code === 554 ? "5.6.0" : "4.3.0";
-    const fault = await startFaultServer([
+    const { conn, finish } = await faultSession([
       ...greetAndEhlo(["PIPELINING"]),
       { expect: /^MAIL FROM/ },
       { expect: /^RCPT TO/ },
@@ -90,7 +90,6 @@ for (const [code, temporary] of [
       { expectData: true },
       { send: "250 2.0.0 queued\r\n" },
     ]);
-    const conn = await connected(fault.port);
     const err = await failureOf(conn.send({ from: "s@example.test", to: ["a@example.test", "gone@example.test"] }, "x"));
     assert.is(err.code, "EMESSAGE");
     assert.is(err.command, "DATA");
@@ -103,9 +102,7 @@ for (const [code, temporary] of [
     // The connection stays usable.
     const info = await conn.send(env(1), "y");
     assert.equal(info.recipients, [{ address: "rcpt1@example.test", status: "accepted", responseCode: 250, enhancedCode: "2.0.0", response: "250 2.0.0 queued" }]);
-    conn.close();
-    fault.assertNoScriptErrors();
-    await fault.close();
+    await finish();
   });
 }
 
