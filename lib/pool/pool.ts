@@ -24,23 +24,16 @@ import type { Readable } from "node:stream";
 import { SMTPConnection } from "../connection.js";
 import { SMTPError } from "../errors.js";
 import { settle } from "../callback.js";
-import { abortError, readCallArgs, watchSignal } from "../abort.js";
+import { readCallArgs, watchSignal } from "../abort.js";
 import { checkMessage, type MessageInput } from "../message.js";
 import type { Callback, Envelope, OperationOptions, SendInfo } from "../types.js";
 import { Fifo } from "./fifo.js";
+import { abortedInLine, type Deferred, type Job, type MessageOpener } from "./job.js";
 import { connectionOptionsOf, readPoolLimits, type PoolLimits, type PoolOptions } from "./options.js";
 import { PoolConnection } from "./pool-connection.js";
 import { PoolSendStream } from "./pool-send-stream.js";
 import { SlidingRateLimit } from "./rate-limit.js";
 import { isTooManyConnections, mayRequeue, notSent, requeueDelay, sourceFailed } from "./requeue.js";
-
-/**
- * A message the pool opens for each attempt, once the attempt has a connection: a function
- * that returns a new string, Buffer or Readable each time it is called. Nothing is read
- * while the send waits in line, and a message whose connection died midway can go out
- * again in full, which a Readable given once cannot.
- */
-export type MessageOpener = () => MessageInput;
 
 /**
  * Sends one connection carries at a time. Two is what overlapping needs: one message
@@ -61,38 +54,9 @@ export interface PoolLease {
   release(options?: { close?: boolean }): void;
 }
 
-interface Job {
-  envelope: Envelope;
-  message: Buffer | PoolSendStream | MessageOpener;
-  /** The caller's signal: the pool honours it while the send waits, the connection once it runs. */
-  signal?: AbortSignal;
-  /** Stops watching `signal` (called when the send settles). */
-  unwatch?: () => void;
-  /** Set while an attempt runs on a connection. */
-  running: boolean;
-  /** Attempts that failed with the message not sent because the connection died. */
-  attempts: number;
-  settled: boolean;
-  /** Set while it waits out a backoff before going back in the queue. */
-  backoff?: NodeJS.Timeout;
-  /** Set while it runs: stops it (the caller destroyed its stream). */
-  cancel?: (reason: SMTPError) => void;
-  resolve(info: SendInfo): void;
-  reject(err: Error): void;
-}
-
 interface LeaseWaiter {
   resolve(lease: PoolLease): void;
   reject(err: Error): void;
-}
-
-/**
- * A streamed send waiting for room: its stream is made only once it gets a place in line,
- * so a hundred thousand of them cost a few objects each, not a Writable each.
- */
-interface Deferred {
-  start(): void;
-  fail(err: SMTPError): void;
 }
 
 export class SMTPPool extends EventEmitter {
@@ -621,9 +585,4 @@ export class SMTPPool extends EventEmitter {
     }
     this.#pump();
   }
-}
-
-/** The error of a send whose signal aborted before it had a connection: nothing of it was sent. */
-function abortedInLine(signal: AbortSignal, what: string): SMTPError {
-  return abortError(signal, what, "API", { deliveryState: "not-sent" });
 }
