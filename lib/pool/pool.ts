@@ -27,6 +27,7 @@ import { settle } from "../callback.js";
 import { readCallArgs, watchSignal } from "../abort.js";
 import { checkMessage, type MessageInput } from "../message.js";
 import type { Callback, Envelope, OperationOptions, SendInfo } from "../types.js";
+import { attemptSend } from "./attempt.js";
 import { Fifo } from "./fifo.js";
 import { abortedInLine, type Deferred, type Job, type MessageOpener } from "./job.js";
 import { connectionOptionsOf, readPoolLimits, type PoolLimits, type PoolOptions } from "./options.js";
@@ -504,7 +505,7 @@ export class SMTPPool extends EventEmitter {
     pc.given++;
     pc.busy();
     job.running = true;
-    this.#attempt(pc, job).then(
+    attemptSend(pc, job).then(
       (info) => {
         pc.inFlight--;
         this.#settle(job, undefined, info);
@@ -517,37 +518,6 @@ export class SMTPPool extends EventEmitter {
         setImmediate(() => this.#attemptFailed(pc, job, err));
       },
     );
-  }
-
-  /** One attempt of a send on `pc`, with the caller's signal. */
-  #attempt(pc: PoolConnection, job: Job): Promise<SendInfo> {
-    const options = job.signal ? { signal: job.signal } : {};
-    if (job.message instanceof PoolSendStream) return this.#runStream(pc, job, job.message, options);
-    if (Buffer.isBuffer(job.message)) return pc.connection.send(job.envelope, job.message, options);
-    let message: MessageInput;
-    try {
-      message = job.message();
-    } catch (err) {
-      return Promise.reject(sourceFailed(err));
-    }
-    return pc.connection.send(job.envelope, message, options);
-  }
-
-  /** One attempt of a streamed message: the caller's stream is attached once the server takes the body. */
-  #runStream(pc: PoolConnection, job: Job, stream: PoolSendStream, options: OperationOptions): Promise<SendInfo> {
-    const target = pc.connection.createSendStream(job.envelope, options);
-    return new Promise<SendInfo>((resolve, reject) => {
-      target.once("ready", () => stream.attach(target));
-      target.once("finish", () => resolve(target.info!));
-      target.once("error", reject);
-      job.cancel = (reason) => {
-        // A body abandoned midway closes its connection (SPEC §4): nothing more goes on it.
-        pc.retiring = true;
-        target.destroy(reason);
-      };
-      // Never during createSendStream() itself, before the caller could listen for it.
-      process.nextTick(() => stream.emit("dispatch"));
-    });
   }
 
   #attemptFailed(pc: PoolConnection, job: Job, err: Error): void {
