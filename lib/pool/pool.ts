@@ -21,7 +21,6 @@
  */
 import { EventEmitter } from "node:events";
 import type { Readable } from "node:stream";
-import { SMTPConnection } from "../connection.js";
 import { SMTPError } from "../errors.js";
 import { settle } from "../callback.js";
 import { readCallArgs, watchSignal } from "../abort.js";
@@ -30,6 +29,7 @@ import type { Callback, Envelope, OperationOptions, SendInfo } from "../types.js
 import { attemptSend } from "./attempt.js";
 import { Fifo } from "./fifo.js";
 import { abortedInLine, type Deferred, type Job, type MessageOpener } from "./job.js";
+import { LeaseQueue, type PoolLease } from "./lease.js";
 import { connectionOptionsOf, readPoolLimits, type PoolLimits, type PoolOptions } from "./options.js";
 import { PoolConnection } from "./pool-connection.js";
 import { PoolSendStream } from "./pool-send-stream.js";
@@ -44,22 +44,6 @@ const SENDS_PER_CONNECTION = 2;
 /** How long concurrency stays lowered after a server turned a connection away. */
 const CONCURRENCY_COOLDOWN_MS = 30_000;
 
-/** A connection lent to a caller by acquire(). */
-export interface PoolLease {
-  /** The connection, connected and logged in; use it as any SMTPConnection. */
-  readonly connection: SMTPConnection;
-  /**
-   * Gives the connection back: the pool uses it again, or with `{ close: true }` (say, after
-   * XCLIENT changed who the session speaks for) it says QUIT. Calling it again does nothing.
-   */
-  release(options?: { close?: boolean }): void;
-}
-
-interface LeaseWaiter {
-  resolve(lease: PoolLease): void;
-  reject(err: Error): void;
-}
-
 export class SMTPPool extends EventEmitter {
   readonly options: PoolOptions;
   readonly limits: PoolLimits;
@@ -72,7 +56,11 @@ export class SMTPPool extends EventEmitter {
   #waiting = new Fifo<Job | Deferred>();
   /** Sends waiting out a backoff before going back in the queue. */
   #backingOff = new Set<Job>();
-  #leaseWaiters = new Fifo<LeaseWaiter>();
+  /** Callers of acquire(); a connection given back says QUIT when asked to (or the pool is closed), else goes back to work. */
+  #leases = new LeaseQueue((pc, close) => {
+    if (close || this.#closed) pc.retire();
+    else this.#afterWork(pc);
+  });
   #pending = 0;
   /** Connections allowed now: maxConnections, lowered for a while after a server refused one. */
   #limit: number;
@@ -141,10 +129,9 @@ export class SMTPPool extends EventEmitter {
    */
   acquire(): Promise<PoolLease> {
     if (this.#closed) return Promise.reject(notSent("The pool is closed"));
-    return new Promise<PoolLease>((resolve, reject) => {
-      this.#leaseWaiters.push({ resolve, reject });
-      this.#pump();
-    });
+    const lease = this.#leases.wait();
+    this.#pump();
+    return lease;
   }
 
   /** Opens one connection apart from the pool, logs in, says QUIT; resolves true. */
@@ -184,7 +171,7 @@ export class SMTPPool extends EventEmitter {
         }
       }
       this.#backingOff.clear();
-      for (const waiter of this.#leaseWaiters.drain()) waiter.reject(closed("a connection was free"));
+      this.#leases.failAll(() => closed("a connection was free"));
     }
     for (const pc of this.#connections) {
       if (options.force || pc.state === "opening") pc.destroy();
@@ -329,7 +316,7 @@ export class SMTPPool extends EventEmitter {
   /** Hands queued work to connections, opens connections when there is more, lets waiting sends in. */
   #pump(): void {
     if (this.#closed) return;
-    this.#serveLeases();
+    this.#leases.serve(this.#connections, this.limits.maxMessages);
     while (this.#queue.length > 0) {
       const pc = this.#leastBusy();
       if (!pc) break;
@@ -377,31 +364,6 @@ export class SMTPPool extends EventEmitter {
     }, Math.ceil(ms));
   }
 
-  #serveLeases(): void {
-    while (this.#leaseWaiters.length > 0) {
-      let free: PoolConnection | undefined;
-      for (const pc of this.#connections) if (pc.usable && pc.inFlight === 0 && pc.given < this.limits.maxMessages) free = pc;
-      if (!free) return;
-      this.#lend(free, this.#leaseWaiters.shift()!);
-    }
-  }
-
-  #lend(pc: PoolConnection, waiter: LeaseWaiter): void {
-    pc.leased = true;
-    pc.busy();
-    let released = false;
-    waiter.resolve({
-      connection: pc.connection,
-      release: ({ close = false } = {}) => {
-        if (released) return;
-        released = true;
-        pc.leased = false;
-        if (close || this.#closed) pc.retire();
-        else this.#afterWork(pc);
-      },
-    });
-  }
-
   /** Opens connections while there is more work than room on those open or opening, up to the limit. */
   #openIfNeeded(): void {
     if (this.#openTimer) return;
@@ -413,7 +375,7 @@ export class SMTPPool extends EventEmitter {
       if (pc.state === "opening") room += depth;
       else if (pc.usable && pc.given < this.limits.maxMessages) room += depth - pc.inFlight;
     }
-    let demand = this.#queue.length + this.#leaseWaiters.length * depth;
+    let demand = this.#queue.length + this.#leases.length * depth;
     if (demand <= room || open >= this.#limit) return;
     const blockedFor = this.#openBlockedUntil - performance.now();
     if (blockedFor > 0) {
@@ -469,7 +431,7 @@ export class SMTPPool extends EventEmitter {
       if ("start" in job) job.fail(notSent(why, err));
       else this.#settle(job, notSent(why, err));
     }
-    for (const waiter of this.#leaseWaiters.drain()) waiter.reject(notSent(why, err));
+    this.#leases.failAll(() => notSent(why, err));
   }
 
   #lowerConcurrency(working: number): void {
