@@ -41,6 +41,9 @@ function writeAfterEnd(err: Error | null): boolean {
   return (err as { code?: unknown } | null)?.code === "ERR_STREAM_WRITE_AFTER_END";
 }
 
+/** Writes smaller than this are gathered per turn of the event loop (see #gatherTurn). */
+const GATHER_BELOW = 16 * 1024;
+
 export class SendStream extends Writable {
   /** The SendInfo, once the server accepted the message. */
   info?: SendInfo;
@@ -52,6 +55,8 @@ export class SendStream extends Writable {
   #begun = false;
   #bodyEnded = false;
   #abortReason: SMTPError | undefined;
+  /** Small writes are being gathered until the end of this turn of the event loop. */
+  #gathering = false;
   /** Resolves with the reason when the stream is destroyed before the message completed. */
   readonly aborted: Promise<SMTPError>;
 
@@ -99,7 +104,23 @@ export class SendStream extends Writable {
       if (callback) process.nextTick(callback, err);
       return false;
     }
+    if (this.#sink && !this.#gathering && !this.destroyed && chunk.length < GATHER_BELOW) this.#gatherTurn();
     return super.write(chunk, encoding as BufferEncoding, cb);
+  }
+
+  /**
+   * Once the body flows, small writes made in one turn of the event loop go out together
+   * (one system call, through _writev): a composed mail arrives as many small chunks (a
+   * header line, a boundary, a short part), and a system call for each cost more than all
+   * the rest of the send. Large chunks (a file's) are not held back.
+   */
+  #gatherTurn(): void {
+    this.#gathering = true;
+    this.cork();
+    setImmediate(() => {
+      this.#gathering = false;
+      this.uncork();
+    });
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: Done): void {

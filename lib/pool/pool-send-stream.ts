@@ -13,24 +13,6 @@ import { SendStream, type BodySink } from "../send-stream.js";
 
 export class PoolSendStream extends SendStream {
   #handedOver = false;
-  #corked = false;
-
-  /**
-   * Once the body flows, the writes of one turn of the event loop go out together: a
-   * composed mail arrives as many small chunks (a header line, a boundary), and a system
-   * call for each cost more than all the rest of the send.
-   */
-  override write(chunk: unknown, encoding?: BufferEncoding | ((err?: Error | null) => void), cb?: (err?: Error | null) => void): boolean {
-    if (this.#handedOver && !this.#corked && !this.destroyed) {
-      this.#corked = true;
-      this.cork();
-      setImmediate(() => {
-        this.#corked = false;
-        this.uncork();
-      });
-    }
-    return super.write(chunk, encoding, cb);
-  }
 
   /** True once part of the body went to a connection: from then on it cannot go out elsewhere. */
   get handedOver(): boolean {
