@@ -22,7 +22,10 @@ const CONCURRENCY_COOLDOWN_MS = 30_000;
 export interface ConnectionSetEvents {
   /** A connection opened or ended, or a wait is over: there may be work to hand out or connections to open. */
   pump(): void;
-  /** No connection works and opening one keeps failing: fail every send and lease still waiting, each with its own `errorFor()`. */
+  /**
+   * No connection works and none can be opened (a refusal no retry fixes, or maxRequeues
+   * failures in a row): fail every send and lease still waiting, each with its own `errorFor()`.
+   */
   giveUp(errorFor: () => SMTPError): void;
   /** close() was called and the last connection has closed. */
   closed(): void;
@@ -39,7 +42,9 @@ export class ConnectionSet implements Iterable<PoolConnection> {
   #limit: number;
   #openTimer: NodeJS.Timeout | undefined;
   #cooldownTimer: NodeJS.Timeout | undefined;
+  /** Opens that failed in a row; each doubles the wait before the next. */
   #openFailures = 0;
+  /** No open before this time (performance.now()), the wait after a failed open. */
   #openBlockedUntil = 0;
   #closed = false;
   #ended = false;
