@@ -4,7 +4,7 @@
  * reading the optional `{ signal }` argument next to Nodemailer's callbacks.
  *
  * What an abort does at each point of an operation is decided where that operation runs
- * (connection.ts, transaction.ts, send-stream.ts); this file knows no SMTP.
+ * (cancellation.ts, transaction.ts, send-stream.ts); this file knows no SMTP.
  */
 import type { Callback, OperationOptions } from "./types.js";
 import { SMTPError, type SMTPErrorFields } from "./errors.js";

@@ -15,6 +15,7 @@
  * One failure is thus never lost, and never reported twice.
  */
 import type { Callback } from "./types.js";
+import { readCallArgs } from "./abort.js";
 
 /** Whether `err` (or the failure it wraps as `cause`) was delivered to an `error` listener. */
 export type DeliveredCheck = (err: unknown) => boolean;
@@ -40,4 +41,13 @@ function markedWhenDelivered<T>(promise: Promise<T>, delivered: DeliveredCheck):
     throw err;
   });
   return result;
+}
+
+/**
+ * A public call's edge: reads its trailing `(options?, callback?)` (abort.ts), runs
+ * `operation` with the signal, and calls the callback or returns the Promise.
+ */
+export function settleCall<T>(args: readonly unknown[], operation: (signal: AbortSignal | undefined) => Promise<T>, delivered: DeliveredCheck): Promise<T> | void {
+  const { signal, callback, refusal } = readCallArgs<T>(args);
+  return settle(refusal ? Promise.reject(refusal) : operation(signal), callback, delivered);
 }

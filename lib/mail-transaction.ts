@@ -7,9 +7,11 @@
  * It writes nothing itself. transaction.ts runs it through the same stepwise envelope code
  * as a whole envelope (reading recipients() as they are added) and the same body and
  * final-reply code, so replies are judged, RSET is sent and the message is delivered
- * exactly as for `createSendStream(envelope)`. Deliberately left out: pipelining the RCPTs
- * of one transaction (each waits for the reply to the one before, which a relay that
- * answers its client in between does anyway), and BDAT: the body follows DATA.
+ * exactly as for `createSendStream(envelope)`. With PIPELINING, the recipients added in one
+ * turn (several addRecipient() calls without an await between them) go out in one write;
+ * one added after the reply to the one before (a relay answering its client in between)
+ * waits for it, as it must. Deliberately left out: pipelining MAIL FROM with the RCPTs
+ * (MAIL's reply settles beginTransaction() first), and BDAT: the body follows DATA.
  */
 import type { AddressObject, Envelope, RecipientOutcome, Reply } from "./types.js";
 import { badInput, SMTPError } from "./errors.js";
@@ -55,8 +57,8 @@ export class MailTransaction {
   #prepared: PreparedEnvelope | undefined;
   /** Added and checked, not yet written. */
   #waiting: PendingRecipient[] = [];
-  /** Written; its reply is the next one recipientAnswered() gets. */
-  #inFlight: PendingRecipient | undefined;
+  /** Written, oldest first; the first one's reply is the next one recipientAnswered() gets. */
+  #inFlight: PendingRecipient[] = [];
   #wake: (() => void) | undefined;
   /** "open" until the body is asked for or the transaction abandoned or failed. */
   #state: "open" | "body" | "closed" = "open";
@@ -115,7 +117,7 @@ export class MailTransaction {
     if (this.#state === "closed") return this.#stream;
     this.#state = "body";
     this.#stream.off("error", ignore);
-    if (!this.#prepared?.to.length && this.#waiting.length === 0 && !this.#inFlight) this.#stream.abort(badInput("No recipients defined", "EENVELOPE"));
+    if (!this.#prepared?.to.length && this.#waiting.length === 0 && this.#inFlight.length === 0) this.#stream.abort(badInput("No recipients defined", "EENVELOPE"));
     this.#wake?.();
     return this.#stream;
   }
@@ -151,13 +153,15 @@ export class MailTransaction {
   }
 
   /** @internal */
-  async *recipients(): AsyncIterable<string> {
+  async *recipients(): AsyncIterable<string[]> {
     for (;;) {
-      const next = this.#waiting.shift();
-      if (next) {
-        this.#inFlight = next;
-        this.#prepared!.to.push(next.address);
-        yield next.line;
+      if (this.#waiting.length > 0) {
+        const batch = this.#waiting.splice(0);
+        for (const next of batch) {
+          this.#inFlight.push(next);
+          this.#prepared!.to.push(next.address);
+        }
+        yield batch.map((next) => next.line);
         continue;
       }
       if (this.#state !== "open") return;
@@ -168,8 +172,7 @@ export class MailTransaction {
 
   /** @internal */
   recipientAnswered(reply: Reply): void {
-    const pending = this.#inFlight!;
-    this.#inFlight = undefined;
+    const pending = this.#inFlight.shift()!;
     pending.resolve(outcomeOf(pending.address, reply));
   }
 
@@ -183,8 +186,7 @@ export class MailTransaction {
     this.#failure ??= err;
     this.#state = this.#state === "body" ? "body" : "closed";
     this.#opened.reject(err);
-    this.#inFlight?.reject(err);
-    this.#inFlight = undefined;
+    for (const pending of this.#inFlight.splice(0)) pending.reject(err);
     for (const pending of this.#waiting.splice(0)) pending.reject(err);
   }
 }

@@ -5,9 +5,9 @@
  * TLS.
  *
  * Deliberately left out: the policy table (handshake.ts), making the TLS socket
- * (socket.ts), and the reply pipeline, timers and teardown, which stay the connection's.
- * A reply smuggled behind the 220 in the same packet is caught by the connection, the
- * only place that sees each reply as it is decoded; it fails with startTlsInjection().
+ * (socket.ts), and the reply pipeline, timers and teardown, which stay the session's.
+ * A reply smuggled behind the 220 in the same packet is caught by wire.ts, the only
+ * place that sees each reply as it is decoded; it fails with startTlsInjection().
  */
 import type { TLSSocket } from "node:tls";
 import type { SMTPConnectionOptions } from "./types.js";

@@ -42,6 +42,8 @@ export interface TransactionState {
    * asks for RSET only if no envelope (led by RSET) went out behind it meanwhile.
    */
   envelopesSent: number;
+  /** quit() was called: QUIT follows the operations queued before it. */
+  quitAsked: boolean;
 }
 
 /** What a transaction needs from the connection. */
@@ -85,9 +87,13 @@ export interface StagedEnvelope {
   prepare(session: SessionFacts): PreparedEnvelope;
   /** MAIL FROM was accepted: recipients may come now. */
   mailAccepted(): void;
-  /** RCPT TO lines as they are added; ends once the body is asked for or the transaction abandoned (its stream destroyed). */
-  recipients(): AsyncIterable<string>;
-  /** The reply to the RCPT TO last taken from recipients(). */
+  /**
+   * RCPT TO lines as they are added, in batches: each batch is every line added since the
+   * last one was taken (several addRecipient() calls in one turn make one batch). Ends
+   * once the body is asked for or the transaction abandoned (its stream destroyed).
+   */
+  recipients(): AsyncIterable<string[]>;
+  /** The reply to the oldest RCPT TO taken from recipients() and not answered yet. */
   recipientAnswered(reply: Reply): void;
   /** The envelope as far as it is known (traces, events): the recipients added so far. */
   readonly envelope: Envelope;
@@ -116,6 +122,8 @@ interface EnvelopeResult {
   error?: SMTPError;
   /** DATA got 354: the server is in data mode. */
   dataOpen: boolean;
+  /** Abandoned before MAIL FROM was written: the server has no transaction to end. */
+  beforeMail?: true;
 }
 
 function judgeEnvelope(prepared: PreparedEnvelope, facts: SendFacts, reset: Reply | undefined, mail: Reply, rcpts: (Reply | undefined)[], data: Reply | undefined): EnvelopeResult {
@@ -196,28 +204,45 @@ async function pipelinedEnvelope(session: TransactionSession, prepared: Prepared
 
 /** An envelope left unfinished because its message was abandoned: no error of its own. */
 const ABANDONED: EnvelopeResult = Object.freeze({ accepted: [], rejected: [], rejectedErrors: [], dataOpen: false });
+/** The same, abandoned while the leading RSET was out: that RSET already ended everything. */
+const ABANDONED_BEFORE_MAIL: EnvelopeResult = Object.freeze({ ...ABANDONED, beforeMail: true });
 
 /**
  * One command at a time, stopping at the first thing that makes going on pointless: a
  * refusal, or the message being abandoned (then above all before DATA, whose 354 would
  * leave closing the connection as the only way out). A staged envelope gives its
- * recipients as they are added and hears each one's reply.
+ * recipients as they are added and hears each one's reply; with PIPELINING, the
+ * recipients added in one turn go out as one group (RFC 2920), so a caller that adds
+ * them all at once waits one round trip, not one per recipient.
  */
 async function stepwiseEnvelope(session: TransactionSession, prepared: PreparedEnvelope, facts: SendFacts, abandoned: () => boolean, staged?: StagedEnvelope): Promise<EnvelopeResult> {
   const { queue } = session;
   // finalsPending is non-zero only with pipelining: a staged envelope behind an overlapped send.
   const reset = session.state.needsReset || session.state.finalsPending > 0 ? await queue.send("RSET", "RSET") : undefined;
   if (reset && !isPositive(reset)) return judgeEnvelope(prepared, facts, reset, reset, [], undefined);
-  if (abandoned()) return ABANDONED;
+  if (abandoned()) return ABANDONED_BEFORE_MAIL;
   const mail = await queue.send("MAIL FROM", prepared.mailLine);
   if (!isPositive(mail)) return judgeEnvelope(prepared, facts, reset, mail, [], undefined);
   staged?.mailAccepted();
   const rcpts: Reply[] = [];
-  for await (const line of staged?.recipients() ?? prepared.rcptLines) {
+  for await (const lines of staged?.recipients() ?? [prepared.rcptLines]) {
     if (abandoned()) return ABANDONED;
-    const reply = await queue.send("RCPT TO", line);
-    rcpts.push(reply);
-    staged?.recipientAnswered(reply);
+    if (session.canPipeline && lines.length > 1) {
+      session.socket.cork();
+      const replies = queue.sendGroup(
+        lines.map((line) => ({ command: "RCPT TO", line })),
+        (reply) => staged?.recipientAnswered(reply),
+      );
+      session.socket.uncork();
+      for (const reply of await replies) rcpts.push(reply);
+      continue;
+    }
+    for (const line of lines) {
+      if (abandoned()) return ABANDONED;
+      const reply = await queue.send("RCPT TO", line);
+      rcpts.push(reply);
+      staged?.recipientAnswered(reply);
+    }
   }
   // The staged recipients are known only now.
   if (staged) facts.recipients = prepared.to.map((address) => ({ address }));
@@ -259,8 +284,14 @@ async function awaitFinal(session: TransactionSession, channel: BodyChannel, fac
  * (AUTH, for one, is refused inside a transaction). After DATA's 354 the server takes
  * every byte as message text and only the end of data leaves that mode, which would
  * deliver what it got: that case is cut like a body, by closing the connection.
+ * Once quit() was called, QUIT ends the transaction as well (RFC 5321 §4.1.1.10), so the
+ * RSET would only cost a round trip; a transaction queued before QUIT leads with it.
  */
 async function abandonEnvelope(session: TransactionSession, reason: SMTPError): Promise<never> {
+  if (session.state.quitAsked) {
+    session.state.needsReset = true;
+    throw reason;
+  }
   const reset = await session.queue.send("RSET", "RSET").catch(() => undefined);
   // Refused or lost: the next transaction leads with RSET again (or finds the connection closed).
   session.state.needsReset = !isPositive(reset);
@@ -367,6 +398,8 @@ async function transact(session: TransactionSession, envelope: Envelope | Staged
   const bodyWritten = result.dataOpen || (chunks !== undefined && (chunks.size() > 0 || chunks.ended()));
   if (stream?.abortReason && !bodyWritten) {
     chunks?.stop();
+    // Abandoned while the leading RSET was out: the session is reset already, a second RSET would say nothing.
+    if (result.beforeMail) throw stream.abortReason;
     return abandonEnvelope(session, stream.abortReason);
   }
 

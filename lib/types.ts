@@ -262,6 +262,21 @@ export interface OperationOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * smtp-wire: the options of connect(): `{ signal }`, and `stopAfter` to end the handshake
+ * early for diagnostics (a probe that says QUIT right after the greeting or the EHLO).
+ */
+export interface ConnectOptions extends OperationOptions {
+  /**
+   * Stops the handshake early: after the greeting (no EHLO is said), or after EHLO/LHLO
+   * (the STARTTLS policy, `requireTLS` included, is not applied). connect() then resolves
+   * with the connection open as far as it went, and only quit() and close() may follow:
+   * every other call fails with ECONNECTION, as the session is not one to send mail in.
+   * Default: the whole handshake.
+   */
+  stopAfter?: "greeting" | "hello";
+}
+
 /** The TLS details of an encrypted connection (`conn.tlsInfo`), as a relay logs them. */
 export interface TlsInfo {
   /** The negotiated cipher, e.g. { name: "TLS_AES_256_GCM_SHA384", version: "TLSv1.3" }. */

@@ -13,7 +13,7 @@ import { getEventListeners } from "node:events";
 import { PassThrough, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { SMTPConnection, SMTPError, type SendInfo, type SMTPConnectionOptions, type SendStream } from "../lib/index.js";
-import { acceptEnvelope, greetAndEhlo, startFaultServer, type FaultConnection, type Step } from "./helpers/fault-server.js";
+import { acceptEnvelope, greetAndEhlo, startFaultServer, type FaultConnection, type FaultServer, type Step } from "./helpers/fault-server.js";
 import { startServer } from "./helpers/server.js";
 import { nodeCallback, settlesWithin } from "./helpers/callbacks.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
@@ -193,6 +193,22 @@ function afterData(c: FaultConnection): string {
   return at < 0 ? "" : text.slice(at + "DATA\r\n".length);
 }
 
+/** The end of a script whose connection goes on after an abort: the next send is delivered, then QUIT. */
+const NEXT_SEND_DELIVERED: Step[] = [...acceptEnvelope(1), { expectData: true }, { send: "250 2.0.0 Queued\r\n" }, { expect: "QUIT" }, { send: "221 Bye\r\n" }];
+
+/** Sends the next message, opens `held`, checks that message was delivered, quits; gives what the server read. */
+async function nextSendDelivered(conn: SMTPConnection, held: { open(): void }, server: FaultServer): Promise<FaultConnection> {
+  const next = conn.send(env(2), MESSAGE);
+  held.open();
+  const info = await settlesWithin(next, HANG_MS, "the next send");
+  assert.is(info.response, "250 2.0.0 Queued");
+  await conn.quit();
+  const c = await server.connection();
+  await c.done;
+  server.assertNoScriptErrors();
+  return c;
+}
+
 for (const [api, send] of Object.entries(SEND_APIS)) {
   test(`${api} aborted while its MAIL FROM waits (no PIPELINING): RSET, the connection goes on, nothing delivered`, async () => {
     const held = gate();
@@ -203,30 +219,44 @@ for (const [api, send] of Object.entries(SEND_APIS)) {
       { send: "250 2.1.0 Ok\r\n" },
       { expect: "RSET" },
       { send: "250 2.0.0 Reset\r\n" },
-      ...acceptEnvelope(1),
-      { expectData: true },
-      { send: "250 2.0.0 Queued\r\n" },
-      { expect: "QUIT" },
-      { send: "221 Bye\r\n" },
+      ...NEXT_SEND_DELIVERED,
     ]);
     const conn = await connected(server.port);
     const events = watchEvents(conn);
     const { reason, result } = await abortWhenHeld(held, api, (signal) => send(conn, 1, signal));
     // Rejected at once: the server has not answered MAIL yet.
     assertAborted(await result, reason, /^(MAIL FROM|API)$/, api);
-    const next = conn.send(env(2), MESSAGE);
-    held.open();
-    const info = await settlesWithin(next, HANG_MS, "the next send");
-    assert.is(info.response, "250 2.0.0 Queued");
-    await conn.quit();
-    const c = await server.connection();
-    await c.done;
-    server.assertNoScriptErrors();
+    const c = await nextSendDelivered(conn, held, server);
     assert.match(c.commands[1]!, /^MAIL FROM:<sender@/);
     assert.is(c.commands[2], "RSET", "RSET, not RCPT, follows the aborted MAIL FROM");
     assert.not.ok(c.commands.some((line) => line.includes("rcpt1@")), "no RCPT for the aborted send");
     assert.is(c.data.length, 1, "one body: the next send's");
     assert.equal(events.seen.errors, []);
+    await server.close();
+    await assertNothingOpen(api);
+  });
+}
+
+for (const [api, send] of Object.entries(SEND_APIS)) {
+  test(`${api} aborted while its leading RSET waits (no PIPELINING): that RSET is the only one, and the next send starts with MAIL`, async () => {
+    const held = gate();
+    const server = await startFaultServer([
+      ...greetAndEhlo(["SIZE 1000000"]),
+      { expect: /^MAIL FROM:<refused@/ },
+      { send: "550 5.7.1 Sender refused\r\n" },
+      { expect: "RSET" },
+      held.step,
+      { send: "250 2.0.0 Reset\r\n" },
+      ...NEXT_SEND_DELIVERED,
+    ]);
+    const conn = await connected(server.port);
+    const refused = await outcome(conn.send({ from: "refused@example.test", to: "rcpt0@example.test" }, MESSAGE), "the refused send");
+    assertSMTPError(refused, "the refused send");
+    const { reason, result } = await abortWhenHeld(held, api, (signal) => send(conn, 1, signal));
+    assertAborted(await result, reason, /^(RSET|API)$/, api);
+    const c = await nextSendDelivered(conn, held, server);
+    assert.is(c.commands.filter((line) => line === "RSET").length, 1, c.commands.join("\n"));
+    assert.not.ok(c.commands.some((line) => line.includes("rcpt1@")), "nothing of the aborted send");
     await server.close();
     await assertNothingOpen(api);
   });

@@ -11,6 +11,7 @@ import { SMTPConnection, SMTPError, type SMTPConnectionOptions } from "../lib/in
 import { startServer } from "./helpers/server.js";
 import { startFaultServer, greetAndEhlo, acceptEnvelope } from "./helpers/fault-server.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
+import { settlesWithin } from "./helpers/callbacks.js";
 import { randomFor, seedNote } from "./helpers/random.js";
 
 const unhandled = trackUnhandled();
@@ -190,6 +191,57 @@ test("a non-ASCII recipient is sent when the transaction declared SMTPUTF8", asy
   await server.close();
 });
 
+test("with PIPELINING, recipients added in one turn go out in one write: the server reads every RCPT before it answers any", async () => {
+  const server = await startFaultServer([
+    ...greetAndEhlo(["PIPELINING"]),
+    { expect: /^MAIL FROM:<s@/ },
+    { send: "250 ok\r\n" },
+    // Read all three, then answer: a client that waited for each reply would hang here.
+    { expect: "RCPT TO:<a@example.test>" },
+    { expect: "RCPT TO:<b@example.test>" },
+    { expect: "RCPT TO:<c@example.test>" },
+    { send: "250 2.1.5 ok\r\n550 5.1.1 No such user\r\n250 2.1.5 ok\r\n" },
+    // Added after those replies: a batch of one, answered on its own.
+    { expect: "RCPT TO:<d@example.test>" },
+    { send: "250 2.1.5 ok\r\n" },
+    { expect: "DATA" },
+    { send: "354 go\r\n" },
+    { expectData: true },
+    { send: "250 2.0.0 Queued\r\n" },
+    { expect: "QUIT" },
+    { send: "221 bye\r\n" },
+  ]);
+  const conn = await connected(server.port);
+  const tx = await conn.beginTransaction({ from: "s@example.test" });
+  const outcomes = await settlesWithin(Promise.all(["a", "b", "c"].map((name) => tx.addRecipient(`${name}@example.test`))), 5000, "three recipients added at once");
+  assert.equal(
+    outcomes.map((o) => [o.address, o.status, o.responseCode]),
+    [["a@example.test", "accepted", 250], ["b@example.test", "rejected", 550], ["c@example.test", "accepted", 250]],
+  );
+  assert.is(outcomes[1]!.error?.recipient, "b@example.test");
+  assert.is((await tx.addRecipient("d@example.test")).status, "accepted");
+  const out = tx.createSendStream();
+  await pipeline(Readable.from([Buffer.from(body)]), out);
+  assert.equal(out.info!.accepted, ["a@example.test", "c@example.test", "d@example.test"]);
+  assert.equal(out.info!.rejected, ["b@example.test"]);
+  await conn.quit();
+  server.assertNoScriptErrors();
+  await server.close();
+});
+
+test("the connection lost during a group of recipients rejects each of them with ECONNECTION", async () => {
+  const server = await startFaultServer([...greetAndEhlo(["PIPELINING"]), { expect: /^MAIL FROM/ }, { send: "250 ok\r\n" }, { expect: /^RCPT TO/ }, { expect: /^RCPT TO/ }, { send: "250 ok\r\n" }, { close: true }]);
+  const conn = await connected(server.port);
+  const tx = await conn.beginTransaction({ from: "s@example.test" });
+  const first = tx.addRecipient("a@example.test");
+  const second = tx.addRecipient("b@example.test");
+  assert.is((await first).status, "accepted", "answered before the close");
+  assert.is((await rejection(second)).code, "ECONNECTION");
+  await rejection(pipeline(Readable.from([Buffer.from(body)]), tx.createSendStream()));
+  conn.close();
+  await server.close();
+});
+
 test("a 4xx recipient is deferred, with a temporary error", async () => {
   const server = await startFaultServer([
     ...greetAndEhlo(["PIPELINING"]),
@@ -274,6 +326,43 @@ test("property: random accept/refuse patterns are reported recipient by recipien
     assert.equal(server.messages[server.messages.length - 1]!.to, expected, seedNote());
   }
   await conn.quit();
+  await server.close();
+});
+
+for (const pipelining of [true, false]) {
+  test(`an envelope abandoned once quit() was called ends with QUIT alone, with no RSET before it (pipelining ${pipelining})`, async () => {
+    const server = await startServer();
+    const conn = await connected(server.port, { pipelining });
+    const first = await conn.beginTransaction({ from: "sender@example.test" });
+    await first.addRecipient("a@example.test");
+    first.abort();
+    const last = await conn.beginTransaction({ from: "sender@example.test" });
+    await last.addRecipient("b@example.test");
+    const quitting = conn.quit();
+    last.abort();
+    await quitting;
+    const commands = server.commands.filter((c) => !c.startsWith("EHLO"));
+    assert.equal(commands, ["MAIL FROM:<sender@example.test>", "RCPT TO:<a@example.test>", "RSET", "MAIL FROM:<sender@example.test>", "RCPT TO:<b@example.test>", "QUIT"]);
+    assert.is(server.messages.length, 0);
+    await server.close();
+  });
+}
+
+test("a send queued before QUIT behind an envelope abandoned after quit() still leads with RSET", async () => {
+  const server = await startServer();
+  const conn = await connected(server.port);
+  const tx = await conn.beginTransaction({ from: "sender@example.test" });
+  await tx.addRecipient("a@example.test");
+  const sending = conn.send({ from: "sender@example.test", to: "b@example.test" }, body);
+  const quitting = conn.quit();
+  tx.abort();
+  const info = await sending;
+  await quitting;
+  assert.equal(info.accepted, ["b@example.test"]);
+  const commands = server.commands.filter((c) => !c.startsWith("EHLO"));
+  assert.equal(commands.slice(0, 3), ["MAIL FROM:<sender@example.test>", "RCPT TO:<a@example.test>", "RSET"]);
+  assert.is(commands.at(-1), "QUIT");
+  assert.is(server.messages.length, 1);
   await server.close();
 });
 

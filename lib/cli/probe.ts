@@ -6,14 +6,33 @@
  *
  * A certificate that does not verify is described rather than refused, and the exit
  * code says so (EXIT.CONNECTION, unless --no-tls-verify): a probe is how one finds out why.
+ * The connection does the work (its greeting, extensionsBeforeTls and tlsInfo); this file
+ * only judges and prints what it saw.
  */
 import type { Writable } from "node:stream";
 import type { CommandLine } from "./arguments.js";
 import { EXIT, exitCodeOf, type ExitCode } from "./exit-codes.js";
-import { describeExtensions, StepSession, type TlsFacts } from "./step-session.js";
-import { replyText, type SMTPError } from "../errors.js";
+import { SMTPConnection } from "../connection.js";
+import type { SMTPError } from "../errors.js";
+import type { ExtensionsView, TlsInfo } from "../types.js";
 import type { Terminal } from "./terminal.js";
 import { errorJson } from "./report.js";
+
+/** What the TLS handshake showed: the certificate is described, whether or not it verified. */
+interface TlsFacts {
+  protocol: string | null;
+  cipher: string;
+  /** True when the chain and the host name verified against the trusted CAs. */
+  verified: boolean;
+  /** Why it did not verify (e.g. "DEPTH_ZERO_SELF_SIGNED_CERT"). */
+  verifyError?: string;
+  subject: string;
+  issuer: string;
+  subjectAltName?: string;
+  validFrom: string;
+  validTo: string;
+  fingerprint256: string;
+}
 
 /** What `probe --json` prints, as one JSON object. */
 interface ProbeResult {
@@ -31,24 +50,27 @@ interface ProbeResult {
 }
 
 export async function probe(args: CommandLine, stdout: Writable, terminal: Terminal): Promise<ExitCode> {
-  // --tls (requireTLS) is judged here, so the probe reports what it saw instead of failing.
-  const session = new StepSession({ ...args.connection, requireTLS: false }, { inspectTls: true });
-  const result: ProbeResult = { server: `${session.host}:${session.port}` };
+  // --tls (requireTLS) is judged here, so the probe reports what it saw instead of failing;
+  // a certificate that does not verify is accepted, so it can be described.
+  const { connection } = args;
+  const conn = new SMTPConnection({ ...connection, requireTLS: false, tls: { ...connection.tls, rejectUnauthorized: false } });
+  const result: ProbeResult = { server: `${conn.host}:${conn.port}` };
   let code: ExitCode = EXIT.OK;
   try {
-    await session.connect();
-    result.greeting = replyText(session.greeting!);
-    await session.hello();
-    const offered = session.extensions.has("STARTTLS");
-    await session.startTls();
-    result.ehlo = describeExtensions(session.hellos[0]!);
-    if (session.tls && session.hellos.length > 1) result.ehloAfterTls = describeExtensions(session.hellos[session.hellos.length - 1]!);
-    result.tlsMode = args.connection.secure ? "implicit" : session.tls ? "upgraded" : offered ? "offered" : "not offered";
-    result.tls = session.tls;
-    result.auth = session.extensions.get("AUTH") ?? [];
-    await session.quit();
+    await conn.connect();
+    result.greeting = conn.greeting;
+    const plaintext = conn.extensionsBeforeTls;
+    result.ehlo = describeExtensions(plaintext ?? conn.extensions);
+    if (plaintext) result.ehloAfterTls = describeExtensions(conn.extensions);
+    const tls = conn.tlsInfo && tlsFacts(conn.tlsInfo);
+    result.tlsMode = connection.secure ? "implicit" : tls ? "upgraded" : conn.extensions.has("STARTTLS") ? "offered" : "not offered";
+    result.tls = tls;
+    result.auth = conn.extensions.get("AUTH") ?? [];
+    await conn.quit();
   } catch (err) {
-    session.close();
+    conn.close();
+    // How far it got: the greeting, when the failure came after it.
+    result.greeting = conn.greeting;
     result.error = errorJson(err as SMTPError);
     code = exitCodeOf(err as SMTPError);
   }
@@ -90,4 +112,29 @@ function certificate(tls: TlsFacts): string[] {
     `  valid      ${tls.validFrom} to ${tls.validTo}`,
     `  verified   ${tls.verified ? "yes" : `no (${tls.verifyError})`}`,
   ];
+}
+
+/** EHLO keywords with their parameters, one per line: "SIZE 10240000", "AUTH PLAIN LOGIN". */
+function describeExtensions(extensions: ExtensionsView): string[] {
+  return [...extensions].map(([keyword, params]) => [keyword, ...params].join(" "));
+}
+
+function tlsFacts(tls: TlsInfo): TlsFacts {
+  const cert = tls.peerCertificate;
+  const name = (entries: object | undefined) =>
+    Object.entries(entries ?? {})
+      .map(([key, value]) => `${key}=${Array.isArray(value) ? value.join("+") : value}`)
+      .join(", ");
+  return {
+    protocol: tls.protocol,
+    cipher: tls.cipher.name,
+    verified: tls.authorized,
+    verifyError: tls.authorized ? undefined : String(tls.authorizationError),
+    subject: name(cert.subject),
+    issuer: name(cert.issuer),
+    subjectAltName: cert.subjectaltname,
+    validFrom: new Date(cert.valid_from).toISOString(),
+    validTo: new Date(cert.valid_to).toISOString(),
+    fingerprint256: cert.fingerprint256,
+  };
 }

@@ -10,8 +10,14 @@ import type { Writable } from "node:stream";
 import type { SendInfo } from "../types.js";
 import type { SMTPError } from "../errors.js";
 import { EXIT, exitCodeOf, type ExitCode } from "./exit-codes.js";
-import type { RecipientReplies } from "./step-session.js";
 import type { Terminal } from "./terminal.js";
+
+/** The outcome of RCPT TO for each recipient of one envelope (--quit-after rcpt). */
+export interface RecipientReplies {
+  accepted: string[];
+  rejected: string[];
+  rejectedErrors: SMTPError[];
+}
 
 /** An error as --json prints it. */
 export interface ErrorJson {

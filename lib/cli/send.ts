@@ -6,21 +6,22 @@
  * read, so memory stays bounded whatever the number or size of the messages. Each message gets one line on standard output, and the exit code is the most
  * serious outcome (exit-codes.ts).
  *
- * With --quit-after nothing is sent: a StepSession goes as far as asked (for mail and
- * rcpt, through each message's envelope, with RSET in between) and says QUIT.
+ * With --quit-after nothing is sent: the connection goes as far as asked (for mail and
+ * rcpt, through each message's envelope with beginTransaction(), abandoned before its
+ * body) and says QUIT.
  */
 import { access, constants } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
 import { SMTPConnection } from "../connection.js";
 import { SMTPPool } from "../pool/pool.js";
 import type { SMTPError } from "../errors.js";
-import type { AuthCredentials, Envelope, SendInfo, SMTPConnectionOptions } from "../types.js";
+import type { AddressObject, AuthCredentials, ConnectOptions, Envelope, SendInfo, SMTPConnectionOptions } from "../types.js";
+import type { MailTransaction } from "../mail-transaction.js";
 import { UsageError, type CommandLine, type Phase } from "./arguments.js";
 import { EXIT, exitCodeOf, worse, type ExitCode } from "./exit-codes.js";
 import { prepareMessage, type PreparedMessage } from "./message-source.js";
 import { Progress } from "./progress.js";
-import { Report } from "./report.js";
-import { StepSession } from "./step-session.js";
+import { Report, type RecipientReplies } from "./report.js";
 import type { Terminal } from "./terminal.js";
 
 /** Sends queued per connection: enough to overlap, few enough to keep files closed. */
@@ -116,29 +117,30 @@ async function checkReadable(files: string[]): Promise<void> {
   }
 }
 
-/** --quit-after: goes step by step as far as `phase`, then says QUIT; sends nothing. */
+/** How far connect() goes for each --quit-after phase; the later ones need the whole handshake. */
+const HANDSHAKE_STOP: Partial<Record<Phase, ConnectOptions["stopAfter"]>> = { connect: "greeting", ehlo: "hello" };
+
+/**
+ * --quit-after: goes as far as `phase`, then says QUIT; sends nothing. For mail and rcpt
+ * each message's envelope is opened with beginTransaction() and abandoned before its body
+ * (RSET, or nothing when QUIT follows); a failed one leaves the next to lead with RSET.
+ */
 async function stopAfter(phase: Phase, args: CommandLine, credentials: AuthCredentials | undefined, io: SendIO, report: Report): Promise<ExitCode> {
-  const session = new StepSession({ ...args.connection, ...io.logging });
-  const steps: Array<[Phase, () => Promise<void>]> = [
-    ["connect", () => session.connect()],
-    ["ehlo", () => session.hello()],
-    ["tls", () => session.startTls()],
-    ["auth", async () => (credentials ? session.login(credentials) : undefined)],
-  ];
+  const conn = new SMTPConnection({ ...args.connection, ...io.logging });
   try {
-    for (const [name, step] of steps) {
-      await step();
-      if (name === phase) {
-        await session.quit();
-        return report.stopped(phase);
-      }
-    }
+    await conn.connect({ stopAfter: HANDSHAKE_STOP[phase] });
+    if (phase !== "connect" && phase !== "ehlo" && phase !== "tls" && credentials) await conn.login(credentials);
   } catch (err) {
-    session.close();
+    conn.close();
     return report.noneSent(args.files, err as SMTPError);
   }
+  if (phase !== "mail" && phase !== "rcpt") {
+    await conn.quit();
+    return report.stopped(phase);
+  }
   let outcome: ExitCode = EXIT.OK;
-  for (const [i, file] of args.files.entries()) {
+  let open: MailTransaction | undefined;
+  for (const file of args.files) {
     let message: PreparedMessage;
     try {
       message = await prepareMessage(file, args.envelope, io.stdin, () => {});
@@ -148,14 +150,32 @@ async function stopAfter(phase: Phase, args: CommandLine, credentials: AuthCrede
     }
     message.source.destroy();
     try {
-      if (i > 0) await session.reset();
-      const prepared = await session.mail(message.envelope);
-      outcome = worse(outcome, phase === "mail" ? report.stopped(phase, file) : report.recipients(file, await session.rcpt(prepared)));
+      open?.abort();
+      open = undefined;
+      const { to, ...envelope } = message.envelope;
+      open = await conn.beginTransaction(envelope);
+      outcome = worse(outcome, phase === "mail" ? report.stopped(phase, file) : report.recipients(file, await recipientsOf(open, [to].flat())));
     } catch (err) {
       outcome = worse(outcome, report.failed(file, err as SMTPError));
       if (exitCodeOf(err as SMTPError) === EXIT.CONNECTION) break;
     }
   }
-  await session.quit();
+  // quit() first: the last transaction then ends with QUIT alone, as RSET would add nothing.
+  const quitting = conn.quit();
+  open?.abort();
+  await quitting;
   return outcome;
+}
+
+/** RCPT TO for each recipient, one at a time; the refusals are reported, not thrown. */
+async function recipientsOf(tx: MailTransaction, addresses: Array<string | AddressObject>): Promise<RecipientReplies> {
+  const result: RecipientReplies = { accepted: [], rejected: [], rejectedErrors: [] };
+  for (const address of addresses) {
+    const reply = await tx.addRecipient(address);
+    if (reply.error) {
+      result.rejected.push(reply.address);
+      result.rejectedErrors.push(reply.error);
+    } else result.accepted.push(reply.address);
+  }
+  return result;
 }

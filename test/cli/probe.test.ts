@@ -162,4 +162,41 @@ test("a refused connection or a refusing greeting: exit 3, the error in the JSON
   }
 });
 
+test("a server that knows only HELO: no keywords, no TLS, no AUTH, and still exit 0", async () => {
+  const fault = await startFaultServer([
+    { send: "220 old.example.test SMTP\r\n" },
+    { expect: /^EHLO / },
+    { send: "502 5.5.1 EHLO not implemented\r\n" },
+    { expect: /^HELO / },
+    { send: "250 old.example.test\r\n" },
+    { expect: "QUIT" },
+    { send: "221 bye\r\n" },
+  ]);
+  try {
+    const run = await runCommand(["probe", `127.0.0.1:${fault.port}`]);
+    assert.is(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^EHLO {9}\(no keywords\)$/m);
+    assert.match(run.stdout, /^TLS {10}not offered$/m);
+    assert.match(run.stdout, /^AUTH {9}\(none offered\)$/m);
+    fault.assertNoScriptErrors();
+  } finally {
+    await fault.close();
+  }
+});
+
+test("a failure after the greeting still shows the greeting, with the error (exit 3)", async () => {
+  const fault = await startFaultServer([{ send: "220 busy.example.test ESMTP\r\n" }, { expect: /^EHLO / }, { send: "421 4.3.2 Too busy, try later\r\n" }, { close: true }]);
+  try {
+    const run = await runCommand(["probe", `127.0.0.1:${fault.port}`, "--json"]);
+    assert.is(run.code, 3);
+    const [result] = jsonLines(run.stdout);
+    assert.is(result!.greeting, "220 busy.example.test ESMTP");
+    assert.is(result!.error.code, "ECONNECTION");
+    assert.is(result!.error.responseCode, 421);
+    assert.is(result!.ehlo, undefined);
+  } finally {
+    await fault.close();
+  }
+});
+
 test.run();
