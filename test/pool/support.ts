@@ -3,6 +3,8 @@
  * an smtp-server that counts connections (open now, most at once, in all), and a wait
  * for something the server will see.
  */
+import * as assert from "uvu/assert";
+import { SMTPPool } from "../../lib/index.js";
 import { startServer, type TestServer, type TestServerOptions } from "../helpers/server.js";
 import type { ReceivedMessage } from "../helpers/server.js";
 
@@ -72,5 +74,26 @@ export async function until(check: () => boolean, what: string, ms = 10_000): Pr
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`${what}: not seen within ${ms} ms`);
     await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/**
+ * Runs `body` with a pool of one connection whose connection is lent, so every send it
+ * makes waits in line; then checks that none of them was sent: the line is empty, and once
+ * the lease is given back only a send made afterwards arrives.
+ */
+export async function whileLent(body: (pool: SMTPPool) => Promise<void>): Promise<void> {
+  const server = await startCountingServer();
+  const pool = new SMTPPool({ host: "127.0.0.1", port: server.port, maxConnections: 1 });
+  try {
+    const lease = await pool.acquire();
+    await body(pool);
+    assert.is(pool.pendingCount(), 0, "nothing is left in line");
+    lease.release();
+    await pool.send(envelopeOf(999), messageOf(999));
+    assert.equal([...arrivals(server).keys()], [999], "only the send made afterwards arrived");
+  } finally {
+    await pool.close();
+    await server.close();
   }
 }
