@@ -26,6 +26,8 @@ export interface PreparedEnvelope {
   rcptLines: string[];
   /** Parameters every RCPT TO carries (DSN NOTIFY, ORCPT), with their leading space. */
   rcptSuffix: string;
+  /** The server offers DSN: a recipient added later may carry its own NOTIFY and ORCPT. */
+  dsn: boolean;
   /** MAIL FROM declared SMTPUTF8, so a non-ASCII recipient may follow. */
   smtpUtf8: boolean;
   /** BODY=BINARYMIME: the body goes as is, without line-end normalisation. */
@@ -142,15 +144,11 @@ export function prepareEnvelope(envelope: Envelope, session: SessionFacts, { rec
     const ret = dsn.ret == null ? undefined : checkDsnValue(dsn.ret, "ret").toUpperCase();
     if (ret !== undefined && ret !== "FULL" && ret !== "HDRS") throw badInput(`Invalid DSN ret ${JSON.stringify(dsn.ret)}: use FULL or HDRS`, "EENVELOPE");
     const envid = dsn.envid == null ? undefined : checkDsnValue(dsn.envid, "envid");
-    const notify = notifyList(dsn.notify ?? undefined);
-    const orcpt = dsn.orcpt == null ? undefined : checkDsnValue(dsn.orcpt, "orcpt");
+    const recipientParams = dsnRecipientParams(dsn);
     if (ext.has("DSN")) {
       if (ret) mailParams.push(`RET=${ret}`);
       if (envid) mailParams.push(`ENVID=${xtext(envid)}`);
-      if (notify) rcptParams.push(`NOTIFY=${notify}`);
-      // The address type is xtext-encoded too (as in Nodemailer): a space in it would end
-      // the parameter, and what follows would become a parameter of its own.
-      if (orcpt) rcptParams.push(`ORCPT=${xtext(orcpt.includes(";") ? orcpt : "rfc822;" + orcpt)}`);
+      rcptParams.push(...recipientParams);
     }
   }
 
@@ -162,6 +160,7 @@ export function prepareEnvelope(envelope: Envelope, session: SessionFacts, { rec
     mailLine: `MAIL FROM:<${from}>${mailSuffix}`,
     rcptLines: to.map((address) => rcptTo(address, rcptSuffix)),
     rcptSuffix,
+    dsn: ext.has("DSN"),
     smtpUtf8: mailParams.includes("SMTPUTF8"),
     binary,
   };
@@ -172,13 +171,39 @@ export function prepareEnvelope(envelope: Envelope, session: SessionFacts, { rec
  * line. A non-ASCII address needs SMTPUTF8 on the MAIL FROM already written, so without
  * it the recipient is refused here, before anything is written.
  */
-export function recipientLine(prepared: PreparedEnvelope, given: unknown): { address: string; line: string } {
+export function recipientLine(prepared: PreparedEnvelope, given: unknown, dsn?: RecipientDSN): { address: string; line: string } {
   const address = checkAddress(given, "recipient");
   if (address.length === 0) throw badInput("Empty recipient address", "EENVELOPE");
   if (NON_ASCII.test(address) && !prepared.smtpUtf8) {
     throw badInput(`Internationalized (non-ASCII) recipient ${JSON.stringify(address)}, but MAIL FROM did not declare SMTPUTF8 (set smtpUtf8 when opening the transaction)`, "EENVELOPE");
   }
-  return { address, line: rcptTo(address, prepared.rcptSuffix) };
+  if (!dsn) return { address, line: rcptTo(address, prepared.rcptSuffix) };
+  // Its own NOTIFY and ORCPT replace the transaction's (checked even where DSN is not offered).
+  const params = dsnRecipientParams(dsn);
+  return { address, line: rcptTo(address, prepared.dsn && params.length ? " " + params.join(" ") : "") };
+}
+
+/**
+ * A recipient's own DSN parameters (RFC 3461 §4.1, §4.2), for one added to a transaction
+ * opened with beginTransaction(): a relay passes on each recipient's as its client gave them.
+ */
+export type RecipientDSN = Pick<DSNOptions, "notify" | "orcpt">;
+
+/** NOTIFY and ORCPT as RCPT TO parameters, checked and encoded. */
+function dsnRecipientParams(dsn: RecipientDSN): string[] {
+  const params: string[] = [];
+  const notify = notifyList(dsn.notify ?? undefined);
+  const orcpt = dsn.orcpt == null ? undefined : checkDsnValue(dsn.orcpt, "orcpt");
+  if (notify) params.push(`NOTIFY=${notify}`);
+  // The address type is xtext-encoded too (as in Nodemailer): a space in it would end
+  // the parameter, and what follows would become a parameter of its own.
+  if (orcpt) params.push(`ORCPT=${xtext(orcpt.includes(";") ? orcpt : "rfc822;" + orcpt)}`);
+  return params;
+}
+
+/** RFC 3461 §4: the value an xtext stands for (a relay reads its client's ENVID and ORCPT with it). */
+export function fromXtext(value: string): string {
+  return Buffer.from(value.replace(/\+([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), "latin1").toString("utf8");
 }
 
 /** The EHLO name must be one token of printable characters (RFC 5321 §4.1.1.1). */

@@ -8,6 +8,7 @@ import { SMTPConnection } from "./connection.js";
 export { SMTPConnection };
 export { SendStream } from "./send-stream.js";
 export { MailTransaction, type TransactionEnvelope, type RecipientReply } from "./mail-transaction.js";
+export { fromXtext, type RecipientDSN } from "./envelope.js";
 export type { XClientAttributes, XForwardAttributes } from "./xclient.js";
 export type { SendPhase } from "./outcome.js";
 export { SMTPError, type SMTPErrorCode } from "./errors.js";

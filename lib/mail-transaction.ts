@@ -16,7 +16,7 @@
 import type { AddressObject, Envelope, RecipientOutcome, Reply } from "./types.js";
 import { badInput, SMTPError } from "./errors.js";
 import { recipientOutcomes } from "./outcome.js";
-import { prepareEnvelope, recipientLine, type PreparedEnvelope, type SessionFacts } from "./envelope.js";
+import { prepareEnvelope, recipientLine, type PreparedEnvelope, type RecipientDSN, type SessionFacts } from "./envelope.js";
 import { SendStream } from "./send-stream.js";
 import { recipientRefusal } from "./transaction.js";
 
@@ -85,16 +85,18 @@ export class MailTransaction {
   /**
    * Sends RCPT TO for `address` and resolves with the server's answer to it, accepted or
    * not. Rejects (nothing written) for a bad address, after createSendStream() or abort(),
-   * and when the transaction failed (the connection was lost: that error).
+   * and when the transaction failed (the connection was lost: that error). `dsn` gives
+   * this recipient its own NOTIFY and ORCPT (RFC 3461) in place of the transaction's
+   * `dsn`, sent where the server offers DSN: a relay passes on its client's.
    */
-  addRecipient(address: string | AddressObject): Promise<RecipientReply> {
+  addRecipient(address: string | AddressObject, dsn?: RecipientDSN): Promise<RecipientReply> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#state !== "open" || !this.#prepared) {
       return Promise.reject(badInput(`addRecipient() after ${this.#state === "body" ? "createSendStream()" : "abort()"}: the envelope is closed`, "EENVELOPE"));
     }
     let checked: { address: string; line: string };
     try {
-      checked = recipientLine(this.#prepared, address);
+      checked = recipientLine(this.#prepared, address, dsn);
     } catch (err) {
       return Promise.reject(err as SMTPError);
     }

@@ -186,6 +186,38 @@ test("a non-ASCII recipient is sent when the transaction declared SMTPUTF8", asy
   await server.close();
 });
 
+test("a recipient's own DSN NOTIFY and ORCPT replace the transaction's; the others keep the transaction's", async () => {
+  const server = await startServer();
+  const conn = await connected(server.port);
+  const tx = await conn.beginTransaction({ from: "s@example.test", dsn: { ret: "HDRS", envid: "id+1", notify: "FAILURE" } });
+  await tx.addRecipient("a@example.test");
+  await tx.addRecipient("b@example.test", { notify: ["SUCCESS", "DELAY"], orcpt: "rfc822;Orig B@example.test" });
+  await tx.addRecipient("c@example.test", { notify: "NEVER" });
+  await pipeline(Readable.from([Buffer.from(body)]), tx.createSendStream());
+  const rcpts = server.commands.filter((c) => c.startsWith("RCPT TO"));
+  assert.equal(rcpts, [
+    "RCPT TO:<a@example.test> NOTIFY=FAILURE",
+    "RCPT TO:<b@example.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;Orig+20B@example.test",
+    "RCPT TO:<c@example.test> NOTIFY=NEVER",
+  ]);
+  assert.ok(server.commands.some((c) => c === "MAIL FROM:<s@example.test> RET=HDRS ENVID=id+2B1"), server.commands.join(" | "));
+  assert.is((await rejection(tx.addRecipient("d@example.test"))).code, "EENVELOPE", "no recipient after the body started");
+  const next = await conn.beginTransaction({ from: "s@example.test" });
+  const bad = await rejection(next.addRecipient("e@example.test", { notify: "SOMETIMES" }));
+  assert.is(bad.code, "EENVELOPE");
+  next.abort();
+  await conn.quit();
+  await server.close();
+});
+
+test("fromXtext reads back what a client xtext-encoded (RFC 3461 §4)", async () => {
+  const { fromXtext } = await import("../lib/index.js");
+  assert.is(fromXtext("rfc822;Orig+20B@example.test"), "rfc822;Orig B@example.test");
+  assert.is(fromXtext("id+2B1+3D"), "id+1=");
+  assert.is(fromXtext("+C3+A9t+C3+A9"), "été");
+  assert.is(fromXtext("plain"), "plain");
+});
+
 test("with PIPELINING, recipients added in one turn go out in one write: the server reads every RCPT before it answers any", async () => {
   const server = await startFaultServer([
     ...greetAndEhlo(["PIPELINING"]),

@@ -23,7 +23,7 @@
 import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
 import type { AddressInfo } from "node:net";
 import type { Readable } from "node:stream";
-import { SMTPError, SMTPPool, type MailTransaction, type PoolLease, type PoolOptions, type SMTPConnection, type XClientAttributes, type XForwardAttributes } from "../../lib/index.js";
+import { fromXtext, SMTPError, SMTPPool, type MailTransaction, type RecipientDSN, type PoolLease, type PoolOptions, type SMTPConnection, type XClientAttributes, type XForwardAttributes } from "../../lib/index.js";
 
 export interface RelayOptions {
   /**
@@ -188,6 +188,8 @@ export function createRelay(options: RelayOptions): Relay {
     // The upstream's enhanced status codes are passed on in its text, so none of our own.
     hideENHANCEDSTATUSCODES: true,
     logger: false,
+    // DSN requests (RET, ENVID; each recipient's NOTIFY, ORCPT) are passed on upstream.
+    hideDSN: false,
     ...options.server,
 
     onConnect(session, callback) {
@@ -210,6 +212,7 @@ export function createRelay(options: RelayOptions): Relay {
             size: Number(args.SIZE) || undefined,
             use8BitMime: String(args.BODY).toUpperCase() === "8BITMIME",
             smtpUtf8: Boolean(args.SMTPUTF8),
+            dsn: args.RET || args.ENVID ? { ret: args.RET ? String(args.RET) : undefined, envid: args.ENVID ? fromXtext(String(args.ENVID)) : undefined } : undefined,
           });
         })
         .then(() => callback(), (err: unknown) => callback(replyFor(err)));
@@ -218,7 +221,7 @@ export function createRelay(options: RelayOptions): Relay {
     onRcptTo(address: SMTPServerAddress, session, callback) {
       const tx = sessions.get(session.id)?.tx;
       if (!tx) return callback(inboundError(503, "5.5.1 Error: need MAIL command"));
-      tx.addRecipient(address.address).then(
+      tx.addRecipient(address.address, recipientDsn(address)).then(
         (outcome) => callback(outcome.status === "accepted" ? undefined : replyFor(outcome.error)),
         (err: unknown) => callback(replyFor(err)),
       );
@@ -270,4 +273,11 @@ export function createRelay(options: RelayOptions): Relay {
       await pool.close();
     },
   };
+}
+
+/** A recipient's DSN parameters as its client gave them (RFC 3461 §4), for the upstream RCPT TO. */
+function recipientDsn(address: SMTPServerAddress): RecipientDSN | undefined {
+  const args = (address.args || {}) as Record<string, string | boolean>;
+  if (!args.NOTIFY && !args.ORCPT) return undefined;
+  return { notify: args.NOTIFY ? String(args.NOTIFY) : undefined, orcpt: args.ORCPT ? fromXtext(String(args.ORCPT)) : undefined };
 }

@@ -16,109 +16,57 @@
  * acquire(), and reaches it. 'idle' means there is room for more sends; 'end' follows
  * close() once every connection is closed.
  *
+ * This file admits sends, pumps them to connections and settles each one. Its parts:
+ * connection-set.ts opens connections (and fewer after a refusal), lease.ts lends them,
+ * attempt.ts runs one attempt of a send, requeue.ts says what may go out again.
+ *
  * Deliberately left out: several destinations, scheduling retries of refused messages
  * (the caller's queue does that), and message composition.
  */
 import { EventEmitter } from "node:events";
 import type { Readable } from "node:stream";
-import { SMTPConnection } from "../connection.js";
 import { SMTPError } from "../errors.js";
 import { settle } from "../callback.js";
-import { abortError, readCallArgs, watchSignal } from "../abort.js";
+import { readCallArgs, watchSignal } from "../abort.js";
 import { checkMessage, type MessageInput } from "../message.js";
 import type { Callback, Envelope, OperationOptions, SendInfo } from "../types.js";
+import { attemptSend } from "./attempt.js";
+import { ConnectionSet } from "./connection-set.js";
 import { Fifo } from "./fifo.js";
-import { connectionOptionsOf, readPoolLimits, type PoolLimits, type PoolOptions } from "./options.js";
-import { PoolConnection } from "./pool-connection.js";
+import { abortedInLine, type Deferred, type Job, type MessageOpener } from "./job.js";
+import { LeaseQueue, type PoolLease } from "./lease.js";
+import { readPoolLimits, type PoolLimits, type PoolOptions } from "./options.js";
+import type { PoolConnection } from "./pool-connection.js";
 import { PoolSendStream } from "./pool-send-stream.js";
 import { SlidingRateLimit } from "./rate-limit.js";
 import { isTooManyConnections, mayRequeue, notSent, requeueDelay, sourceFailed } from "./requeue.js";
-
-/**
- * A message the pool opens for each attempt, once the attempt has a connection: a function
- * that returns a new string, Buffer or Readable each time it is called. Nothing is read
- * while the send waits in line, and a message whose connection died midway can go out
- * again in full, which a Readable given once cannot.
- */
-export type MessageOpener = () => MessageInput;
 
 /**
  * Sends one connection carries at a time. Two is what overlapping needs: one message
  * waiting for its final reply while the next one's envelope and body go out behind it.
  */
 const SENDS_PER_CONNECTION = 2;
-/** How long concurrency stays lowered after a server turned a connection away. */
-const CONCURRENCY_COOLDOWN_MS = 30_000;
-
-/** A connection lent to a caller by acquire(). */
-export interface PoolLease {
-  /** The connection, connected and logged in; use it as any SMTPConnection. */
-  readonly connection: SMTPConnection;
-  /**
-   * Gives the connection back: the pool uses it again, or with `{ close: true }` (say, after
-   * XCLIENT changed who the session speaks for) it says QUIT. Calling it again does nothing.
-   */
-  release(options?: { close?: boolean }): void;
-}
-
-interface Job {
-  envelope: Envelope;
-  message: Buffer | PoolSendStream | MessageOpener;
-  /** The caller's signal: the pool honours it while the send waits, the connection once it runs. */
-  signal?: AbortSignal;
-  /** Stops watching `signal` (called when the send settles). */
-  unwatch?: () => void;
-  /** Set while an attempt runs on a connection. */
-  running: boolean;
-  /** Attempts that failed with the message not sent because the connection died. */
-  attempts: number;
-  settled: boolean;
-  /** Set while it waits out a backoff before going back in the queue. */
-  backoff?: NodeJS.Timeout;
-  /** Set while it runs: stops it (the caller destroyed its stream). */
-  cancel?: (reason: SMTPError) => void;
-  resolve(info: SendInfo): void;
-  reject(err: Error): void;
-}
-
-interface LeaseWaiter {
-  resolve(lease: PoolLease): void;
-  reject(err: Error): void;
-}
-
-/**
- * A streamed send waiting for room: its stream is made only once it gets a place in line,
- * so a hundred thousand of them cost a few objects each, not a Writable each.
- */
-interface Deferred {
-  start(): void;
-  fail(err: SMTPError): void;
-}
 
 export class SMTPPool extends EventEmitter {
   readonly options: PoolOptions;
   readonly limits: PoolLimits;
-  #connectionOptions;
   #rate: SlidingRateLimit;
-  #connections = new Set<PoolConnection>();
+  #connections: ConnectionSet;
   /** Sends with a place in line, at most maxQueued. */
   #queue = new Fifo<Job>();
   /** Sends waiting for room in the queue. */
   #waiting = new Fifo<Job | Deferred>();
   /** Sends waiting out a backoff before going back in the queue. */
   #backingOff = new Set<Job>();
-  #leaseWaiters = new Fifo<LeaseWaiter>();
+  /** Callers of acquire(); a connection given back says QUIT when asked to (or the pool is closed), else goes back to work. */
+  #leases = new LeaseQueue((pc, close) => {
+    if (close || this.#closed) pc.retire();
+    else this.#afterWork(pc);
+  });
   #pending = 0;
-  /** Connections allowed now: maxConnections, lowered for a while after a server refused one. */
-  #limit: number;
   #closed = false;
   #wasIdle = true;
   #rateTimer: NodeJS.Timeout | undefined;
-  #openTimer: NodeJS.Timeout | undefined;
-  #cooldownTimer: NodeJS.Timeout | undefined;
-  #openFailures = 0;
-  #openBlockedUntil = 0;
-  #ended = false;
   #whenEnded: Promise<void>;
   #resolveEnded!: () => void;
 
@@ -126,10 +74,16 @@ export class SMTPPool extends EventEmitter {
     super();
     this.options = { ...options };
     this.limits = readPoolLimits(options);
-    this.#connectionOptions = connectionOptionsOf(options);
     this.#rate = new SlidingRateLimit(this.limits.rateLimit, this.limits.rateDelta);
-    this.#limit = this.limits.maxConnections;
     this.#whenEnded = new Promise((resolve) => (this.#resolveEnded = resolve));
+    this.#connections = new ConnectionSet(this.options, this.limits, {
+      pump: () => this.#pump(),
+      giveUp: (errorFor) => this.#failAllWaiting(errorFor),
+      closed: () => {
+        this.#resolveEnded();
+        process.nextTick(() => this.emit("end"));
+      },
+    });
     // As Nodemailer's pool: a new pool has room, and says so once listeners are attached.
     setImmediate(() => {
       if (this.isIdle()) this.emit("idle");
@@ -176,28 +130,16 @@ export class SMTPPool extends EventEmitter {
    */
   acquire(): Promise<PoolLease> {
     if (this.#closed) return Promise.reject(notSent("The pool is closed"));
-    return new Promise<PoolLease>((resolve, reject) => {
-      this.#leaseWaiters.push({ resolve, reject });
-      this.#pump();
-    });
+    const lease = this.#leases.wait();
+    this.#pump();
+    return lease;
   }
 
   /** Opens one connection apart from the pool, logs in, says QUIT; resolves true. */
   verify(): Promise<true>;
   verify(callback: Callback<true>): void;
   verify(callback?: Callback<true>): Promise<true> | void {
-    const check = async (): Promise<true> => {
-      const probe = new PoolConnection(this.#connectionOptions, () => {});
-      try {
-        await probe.open(this.options.auth, Boolean(this.options.forceAuth));
-      } catch (err) {
-        probe.destroy();
-        throw err;
-      }
-      await probe.connection.quit();
-      return true;
-    };
-    return settle(check(), callback);
+    return settle(this.#connections.verify(), callback);
   }
 
   /**
@@ -209,7 +151,7 @@ export class SMTPPool extends EventEmitter {
   close(options: { force?: boolean } = {}): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
-      for (const timer of [this.#rateTimer, this.#openTimer, this.#cooldownTimer]) if (timer) clearTimeout(timer);
+      if (this.#rateTimer) clearTimeout(this.#rateTimer);
       const closed = (what: string) => notSent(`The pool was closed before ${what}`);
       for (const job of [...this.#waiting.drain(), ...this.#queue.drain(), ...this.#backingOff]) {
         if ("start" in job) job.fail(closed("the message was sent"));
@@ -219,13 +161,9 @@ export class SMTPPool extends EventEmitter {
         }
       }
       this.#backingOff.clear();
-      for (const waiter of this.#leaseWaiters.drain()) waiter.reject(closed("a connection was free"));
+      this.#leases.failAll(() => closed("a connection was free"));
     }
-    for (const pc of this.#connections) {
-      if (options.force || pc.state === "opening") pc.destroy();
-      else pc.retire();
-    }
-    this.#endIfDone();
+    this.#connections.close(Boolean(options.force));
     return this.#whenEnded;
   }
 
@@ -359,14 +297,23 @@ export class SMTPPool extends EventEmitter {
     else job.resolve(info!);
   }
 
+  /** No connection could be opened: every send and lease still waiting fails, each with its own error. */
+  #failAllWaiting(errorFor: () => SMTPError): void {
+    for (const job of [...this.#queue.drain(), ...this.#waiting.drain()]) {
+      if ("start" in job) job.fail(errorFor());
+      else this.#settle(job, errorFor());
+    }
+    this.#leases.failAll(errorFor);
+  }
+
   // ---- the pump --------------------------------------------------------------------
 
   /** Hands queued work to connections, opens connections when there is more, lets waiting sends in. */
   #pump(): void {
     if (this.#closed) return;
-    this.#serveLeases();
+    this.#leases.serve(this.#connections, this.limits.maxMessages);
     while (this.#queue.length > 0) {
-      const pc = this.#leastBusy();
+      const pc = this.#connections.leastBusy(this.#depth);
       if (!pc) break;
       const wait = this.#rate.wait();
       if (wait > 0) {
@@ -376,7 +323,8 @@ export class SMTPPool extends EventEmitter {
       this.#rate.record();
       this.#run(pc, this.#queue.shift()!);
     }
-    this.#openIfNeeded();
+    // A lease takes a whole connection.
+    this.#connections.openIfNeeded(this.#queue.length + this.#leases.length * this.#depth, this.#depth);
     while (this.#waiting.length > 0 && this.#queue.length < this.limits.maxQueued) {
       const next = this.#waiting.shift()!;
       if ("start" in next) next.start();
@@ -395,142 +343,12 @@ export class SMTPPool extends EventEmitter {
     return this.#rate.isLimited ? 1 : SENDS_PER_CONNECTION;
   }
 
-  #leastBusy(): PoolConnection | undefined {
-    let best: PoolConnection | undefined;
-    for (const pc of this.#connections) {
-      if (!pc.usable || pc.inFlight >= this.#depth || pc.given >= this.limits.maxMessages) continue;
-      if (!best || pc.inFlight < best.inFlight) best = pc;
-    }
-    return best;
-  }
-
   #armRateTimer(ms: number): void {
     if (this.#rateTimer) return;
     this.#rateTimer = setTimeout(() => {
       this.#rateTimer = undefined;
       this.#pump();
     }, Math.ceil(ms));
-  }
-
-  #serveLeases(): void {
-    while (this.#leaseWaiters.length > 0) {
-      let free: PoolConnection | undefined;
-      for (const pc of this.#connections) if (pc.usable && pc.inFlight === 0 && pc.given < this.limits.maxMessages) free = pc;
-      if (!free) return;
-      this.#lend(free, this.#leaseWaiters.shift()!);
-    }
-  }
-
-  #lend(pc: PoolConnection, waiter: LeaseWaiter): void {
-    pc.leased = true;
-    pc.busy();
-    let released = false;
-    waiter.resolve({
-      connection: pc.connection,
-      release: ({ close = false } = {}) => {
-        if (released) return;
-        released = true;
-        pc.leased = false;
-        if (close || this.#closed) pc.retire();
-        else this.#afterWork(pc);
-      },
-    });
-  }
-
-  /** Opens connections while there is more work than room on those open or opening, up to the limit. */
-  #openIfNeeded(): void {
-    if (this.#openTimer) return;
-    const depth = this.#depth;
-    let open = 0;
-    let room = 0;
-    for (const pc of this.#connections) {
-      open++;
-      if (pc.state === "opening") room += depth;
-      else if (pc.usable && pc.given < this.limits.maxMessages) room += depth - pc.inFlight;
-    }
-    let demand = this.#queue.length + this.#leaseWaiters.length * depth;
-    if (demand <= room || open >= this.#limit) return;
-    const blockedFor = this.#openBlockedUntil - performance.now();
-    if (blockedFor > 0) {
-      this.#openTimer = setTimeout(() => {
-        this.#openTimer = undefined;
-        this.#pump();
-      }, Math.ceil(blockedFor));
-      return;
-    }
-    for (; demand > room && open < this.#limit; open++, room += depth) this.#open();
-  }
-
-  #open(): void {
-    const pc = new PoolConnection(this.#connectionOptions, (ended) => this.#onEnded(ended));
-    this.#connections.add(pc);
-    pc.open(this.options.auth, Boolean(this.options.forceAuth)).then(
-      () => {
-        this.#openFailures = 0;
-        if (this.#closed) return pc.retire();
-        pc.idleFor(this.limits.idleTimeout);
-        this.#pump();
-      },
-      (err: unknown) => this.#openFailed(pc, err),
-    );
-  }
-
-  /**
-   * A connection could not be opened. A server with too many connections gets fewer. While
-   * no connection works, a refusal no retry can fix (credentials, TLS) fails what waits at
-   * once, and other failures do after maxRequeues more in a row. Each failure in a row
-   * doubles the wait before the next open.
-   */
-  #openFailed(pc: PoolConnection, err: unknown): void {
-    this.#connections.delete(pc);
-    pc.destroy();
-    if (this.#closed) return this.#endIfDone();
-    let working = 0;
-    for (const other of this.#connections) if (other.state === "ready") working++;
-    const tooMany = isTooManyConnections(err);
-    if (tooMany) this.#lowerConcurrency(working);
-    this.#openFailures++;
-    if (working === 0 && (((err as SMTPError)?.temporary === false && !tooMany) || this.#openFailures > this.limits.maxRequeues)) {
-      this.#failAllWaiting(err, this.#openFailures);
-      this.#openFailures = 0;
-    }
-    this.#openBlockedUntil = performance.now() + requeueDelay(this.#openFailures);
-    this.#pump();
-  }
-
-  #failAllWaiting(err: unknown, attempts: number): void {
-    const why = `Could not open a connection${attempts > 1 ? ` (${attempts} attempts)` : ""}: ${(err as Error)?.message ?? err}`;
-    for (const job of [...this.#queue.drain(), ...this.#waiting.drain()]) {
-      if ("start" in job) job.fail(notSent(why, err));
-      else this.#settle(job, notSent(why, err));
-    }
-    for (const waiter of this.#leaseWaiters.drain()) waiter.reject(notSent(why, err));
-  }
-
-  #lowerConcurrency(working: number): void {
-    this.#limit = Math.max(1, Math.min(this.#limit, working));
-    if (this.#cooldownTimer) clearTimeout(this.#cooldownTimer);
-    this.#cooldownTimer = setTimeout(() => {
-      this.#cooldownTimer = undefined;
-      this.#limit = this.limits.maxConnections;
-      this.#pump();
-    }, CONCURRENCY_COOLDOWN_MS);
-    // Restoring the limit is no reason to keep a process alive.
-    this.#cooldownTimer.unref();
-  }
-
-  #onEnded(pc: PoolConnection): void {
-    const wasOpen = this.#connections.delete(pc);
-    if (this.#closed) return this.#endIfDone();
-    // A connection that never opened is handled by #openFailed, with its backoff.
-    if (wasOpen && pc.wasReady) this.#pump();
-  }
-
-  #endIfDone(): void {
-    if (!this.#closed || this.#ended || this.#connections.size > 0) return;
-    this.#ended = true;
-    this.#resolveEnded();
-    process.nextTick(() => this.emit("end"));
   }
 
   // ---- running a send --------------------------------------------------------------
@@ -540,7 +358,7 @@ export class SMTPPool extends EventEmitter {
     pc.given++;
     pc.busy();
     job.running = true;
-    this.#attempt(pc, job).then(
+    attemptSend(pc, job).then(
       (info) => {
         pc.inFlight--;
         this.#settle(job, undefined, info);
@@ -555,45 +373,10 @@ export class SMTPPool extends EventEmitter {
     );
   }
 
-  /** One attempt of a send on `pc`, with the caller's signal. */
-  #attempt(pc: PoolConnection, job: Job): Promise<SendInfo> {
-    const options = job.signal ? { signal: job.signal } : {};
-    if (job.message instanceof PoolSendStream) return this.#runStream(pc, job, job.message, options);
-    if (Buffer.isBuffer(job.message)) return pc.connection.send(job.envelope, job.message, options);
-    let message: MessageInput;
-    try {
-      message = job.message();
-    } catch (err) {
-      return Promise.reject(sourceFailed(err));
-    }
-    return pc.connection.send(job.envelope, message, options);
-  }
-
-  /** One attempt of a streamed message: the caller's stream is attached once the server takes the body. */
-  #runStream(pc: PoolConnection, job: Job, stream: PoolSendStream, options: OperationOptions): Promise<SendInfo> {
-    const target = pc.connection.createSendStream(job.envelope, options);
-    return new Promise<SendInfo>((resolve, reject) => {
-      target.once("ready", () => stream.attach(target));
-      target.once("finish", () => resolve(target.info!));
-      target.once("error", reject);
-      job.cancel = (reason) => {
-        // A body abandoned midway closes its connection (SPEC §4): nothing more goes on it.
-        pc.retiring = true;
-        target.destroy(reason);
-      };
-      // Never during createSendStream() itself, before the caller could listen for it.
-      process.nextTick(() => stream.emit("dispatch"));
-    });
-  }
-
   #attemptFailed(pc: PoolConnection, job: Job, err: Error): void {
     job.cancel = undefined;
     const connectionDied = pc.state === "ended";
-    if (connectionDied && isTooManyConnections(err)) {
-      let working = 0;
-      for (const other of this.#connections) if (other.state === "ready") working++;
-      this.#lowerConcurrency(working);
-    }
+    if (connectionDied && isTooManyConnections(err)) this.#connections.lowerConcurrency();
     // An opener gives the whole message again; a stream's body can be read only once.
     const bodyHandedOver = job.message instanceof PoolSendStream && job.message.handedOver;
     const again = !this.#closed && !job.settled && !job.signal?.aborted && mayRequeue({ err, connectionDied, bodyHandedOver, requeues: job.attempts, maxRequeues: this.limits.maxRequeues });
@@ -621,9 +404,4 @@ export class SMTPPool extends EventEmitter {
     }
     this.#pump();
   }
-}
-
-/** The error of a send whose signal aborted before it had a connection: nothing of it was sent. */
-function abortedInLine(signal: AbortSignal, what: string): SMTPError {
-  return abortError(signal, what, "API", { deliveryState: "not-sent" });
 }

@@ -78,6 +78,26 @@ test("a message goes through byte-exact, the final reply is the upstream's, and 
   await up.close();
 });
 
+
+test("DSN requests are passed on: RET and ENVID with MAIL, each recipient's NOTIFY and ORCPT with its RCPT", async () => {
+  const up = await upstream();
+  const relay = await startRelay(up.port);
+  const conn = await client(relay.port);
+  try {
+    await conn.send({ from: "a@example.test", to: ["b@example.test"], dsn: { ret: "HDRS", envid: "env 1+x", notify: ["SUCCESS", "FAILURE"], orcpt: "rfc822;Orig B@example.test" } }, message);
+    await conn.send({ from: "a@example.test", to: ["c@example.test"] }, message);
+    const mails = up.commands.filter((c) => c.startsWith("MAIL FROM"));
+    const rcpts = up.commands.filter((c) => c.startsWith("RCPT TO"));
+    assert.is(mails[0], "MAIL FROM:<a@example.test> RET=HDRS ENVID=env+201+2Bx");
+    assert.is(rcpts[0], "RCPT TO:<b@example.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Orig+20B@example.test");
+    assert.is(mails[1], "MAIL FROM:<a@example.test>", "none asked for, none passed on");
+    assert.is(rcpts[1], "RCPT TO:<c@example.test>");
+  } finally {
+    await conn.quit();
+    await relay.close();
+    await up.close();
+  }
+});
 test("inbound sessions one after another share one upstream connection from the pool", async () => {
   const up = await upstream();
   const relay = await startRelay(up.port);
