@@ -18,7 +18,7 @@ import { badInput, SMTPError } from "./errors.js";
 import { recipientOutcomes } from "./outcome.js";
 import { prepareEnvelope, recipientLine, type PreparedEnvelope, type RecipientDSN, type SessionFacts } from "./envelope.js";
 import { SendStream } from "./send-stream.js";
-import { recipientRefusal } from "./transaction.js";
+import { recipientRefusal } from "./envelope-exchange.js";
 
 /** The envelope of a transaction opened with beginTransaction(): everything but `to`. */
 export type TransactionEnvelope = Omit<Envelope, "to">;
