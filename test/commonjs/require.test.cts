@@ -19,6 +19,18 @@ const { assertNoLeaks, trackUnhandled } = require("../helpers/leak-check.js") as
 
 trackUnhandled();
 
+test("the package's types are there under the class's name (SMTPConnection.SendInfo, .SMTPError...)", () => {
+  // Compiled with the rest: a type missing from the CommonJS declarations fails the build.
+  const envelope: SMTPConnection.Envelope = { from: "a@example.test", to: ["b@example.test"] };
+  const options: SMTPConnection.SMTPConnectionOptions = { host: "localhost", port: 25 };
+  const failure: SMTPConnection.SMTPError = new SMTPConnection.SMTPError("EAUTH", "no");
+  const done: SMTPConnection.Callback<SMTPConnection.SendInfo> = (err, info) => void [err, info];
+  assert.is(failure.code satisfies SMTPConnection.SMTPErrorCode, "EAUTH");
+  assert.equal(envelope.to, ["b@example.test"]);
+  assert.is(options.port, 25);
+  assert.type(done, "function");
+});
+
 test("require('smtp-wire') is the class itself, as require('nodemailer/lib/smtp-connection') is", () => {
   assert.type(SMTPConnection, "function");
   assert.type(NodemailerConnection, "function");
