@@ -111,7 +111,7 @@ function socketSink(socket: Socket, writer: BodyWriter) {
   let ended = false;
   let full = false;
   const write = (bytes: Buffer) => {
-    // An encoded window's memory is used again once the socket has written it (window-recycler.ts).
+    // An encoded window's memory is used again once the socket has written it (window-memory.ts).
     if (!(isRecycled(bytes) ? socket.write(bytes, () => giveBack(bytes)) : socket.write(bytes))) full = true;
   };
   let flushedPromise: Promise<void> | undefined;

@@ -9,31 +9,36 @@ import * as assert from "uvu/assert";
 import { connect, type Socket } from "node:net";
 import { once } from "node:events";
 import { SMTPConnection } from "../lib/index.js";
-import { startServer } from "./helpers/server.js";
+import { startServer, type TestServer } from "./helpers/server.js";
 import { leakCheckTest, trackUnhandled } from "./helpers/leak-check.js";
 
 const unhandled = trackUnhandled();
 const env = { from: "sender@example.test", to: ["rcpt@example.test"] };
 
-/** A connection over a socket whose system writes are counted. */
-async function countedConnection(port: number) {
-  const socket = connect(port, "127.0.0.1");
-  await once(socket, "connect");
-  const counts = { write: 0, writev: 0 };
-  const internals = socket as unknown as { _write: (...args: unknown[]) => void; _writev: (...args: unknown[]) => void };
-  const write = internals._write.bind(socket);
-  const writev = internals._writev.bind(socket);
-  internals._write = (...args) => (counts.write++, write(...args));
-  internals._writev = (...args) => (counts.writev++, writev(...args));
+/** Runs `body` with a connection over a socket whose system writes are counted; closes all afterwards. */
+async function withCountedConnection(body: (conn: SMTPConnection, counts: { write: number; writev: number }, server: TestServer) => Promise<void>): Promise<void> {
+  const server = await startServer();
+  const socket = connect(server.port, "127.0.0.1");
   const conn = new SMTPConnection({ connection: socket as Socket, ignoreTLS: true });
-  await conn.connect();
-  return { conn, counts, socket };
+  try {
+    await once(socket, "connect");
+    const counts = { write: 0, writev: 0 };
+    const internals = socket as unknown as { _write: (...args: unknown[]) => void; _writev: (...args: unknown[]) => void };
+    const write = internals._write.bind(socket);
+    const writev = internals._writev.bind(socket);
+    internals._write = (...args) => (counts.write++, write(...args));
+    internals._writev = (...args) => (counts.writev++, writev(...args));
+    await conn.connect();
+    await body(conn, counts, server);
+  } finally {
+    conn.close();
+    socket.destroy();
+    await server.close();
+  }
 }
 
-test("a hundred small writes made in one turn once the body flows leave in one system call, byte-exact", async () => {
-  const server = await startServer();
-  const { conn, counts, socket } = await countedConnection(server.port);
-  try {
+test("a hundred small writes made in one turn once the body flows leave in one system call, byte-exact", () =>
+  withCountedConnection(async (conn, counts, server) => {
     const stream = conn.createSendStream(env);
     await once(stream, "ready");
     const lines = Array.from({ length: 100 }, (_, i) => `Header-${i}: value ${i}\r\n`);
@@ -46,17 +51,10 @@ test("a hundred small writes made in one turn once the body flows leave in one s
     stream.end("\r\nbody\r\n");
     await once(stream, "finish");
     assert.is(server.messages[0]!.data.toString(), lines.join("") + "\r\nbody\r\n");
-  } finally {
-    conn.close();
-    socket.destroy();
-    await server.close();
-  }
-});
+  }));
 
-test("large writes are not held back: each goes to the socket as it is written", async () => {
-  const server = await startServer();
-  const { conn, counts, socket } = await countedConnection(server.port);
-  try {
+test("large writes are not held back: each goes to the socket as it is written", () =>
+  withCountedConnection(async (conn, counts, server) => {
     const stream = conn.createSendStream(env);
     await once(stream, "ready");
     const before = counts.write + counts.writev;
@@ -65,12 +63,7 @@ test("large writes are not held back: each goes to the socket as it is written",
     stream.end("\r\n");
     await once(stream, "finish");
     assert.is(server.messages[0]!.data.length, 64 * 1024 + 2);
-  } finally {
-    conn.close();
-    socket.destroy();
-    await server.close();
-  }
-});
+  }));
 
 leakCheckTest(test, unhandled);
 

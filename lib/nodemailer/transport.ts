@@ -96,7 +96,7 @@ function dsnOf(dsn: NodemailerDsn): DSNOptions {
  * Nodemailer's AbortError (name, code), saying also what became of the message, as the
  * send's own error says: an abort stops a message before its end of data (not-sent).
  */
-function abortError(signal: AbortSignal, err: Error): Error {
+function nodemailerAbortError(signal: AbortSignal, err: Error): Error {
   const { deliveryState = "not-sent" } = err as { deliveryState?: string };
   return Object.assign(new Error("Message sending aborted", { cause: signal.reason }), { name: "AbortError", code: "EABORT", deliveryState });
 }
@@ -136,7 +136,7 @@ export class SmtpWireTransport extends EventEmitter {
     // Opened by the pool once the mail has a connection, and again if that one died first.
     const open = () => mail.message.createReadStream();
     this.pool.send(envelope, open, signal ? { signal } : {}, (err, info) => {
-      if (err) callback(signal?.aborted ? abortError(signal, err) : err);
+      if (err) callback(signal?.aborted ? nodemailerAbortError(signal, err) : err);
       else callback(null, { ...info!, envelope: { from: envelope.from, to: envelope.to }, messageId });
     });
   }

@@ -11,7 +11,7 @@ import type { Socket } from "node:net";
 import { SMTPPool, SMTPError } from "../../lib/index.js";
 import { settlesWithin } from "../helpers/callbacks.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
-import { arrivals, envelopeOf, messageOf, startCountingServer, until, whileLent, type CountingServer } from "./support.js";
+import { arrivals, envelopeOf, messageOf, startCountingServer, until, whileLent, withPool, type CountingServer } from "./support.js";
 
 const unhandled = trackUnhandled();
 
@@ -19,10 +19,8 @@ async function rejection(promise: Promise<unknown>, what: string): Promise<SMTPE
   return (await settlesWithin(promise.then(() => assert.unreachable(`${what} resolved`), (err: SMTPError) => err), 10_000, what)) as SMTPError;
 }
 
-test("send({ signal }) aborted while it waits in line: rejects at once, not-sent, nothing reaches the server, the listener goes", async () => {
-  const server = await startCountingServer();
-  const pool = new SMTPPool({ host: "127.0.0.1", port: server.port, maxConnections: 1 });
-  try {
+test("send({ signal }) aborted while it waits in line: rejects at once, not-sent, nothing reaches the server, the listener goes", () =>
+  withPool({ maxConnections: 1 }, async (pool, server) => {
     // The only connection is lent: every send waits in line.
     const lease = await pool.acquire();
     const controller = new AbortController();
@@ -47,16 +45,10 @@ test("send({ signal }) aborted while it waits in line: rejects at once, not-sent
     await settlesWithin(kept, 10_000, "the send that was not aborted");
     assert.equal([...arrivals(server).keys()], [4]);
     assert.is(getEventListeners(controller.signal, "abort").length, 0);
-  } finally {
-    await pool.close();
-    await server.close();
-  }
-});
+  }));
 
-test("an already aborted signal: send() rejects and createSendStream() is destroyed, before anything is queued", async () => {
-  const server = await startCountingServer();
-  const pool = new SMTPPool({ host: "127.0.0.1", port: server.port });
-  try {
+test("an already aborted signal: send() rejects and createSendStream() is destroyed, before anything is queued", () =>
+  withPool({}, async (pool, server) => {
     const signal = AbortSignal.abort(new Error("too late"));
     const err = await rejection(pool.send(envelopeOf(1), messageOf(1), { signal }), "send with an aborted signal");
     assert.is(err.deliveryState, "not-sent");
@@ -69,24 +61,14 @@ test("an already aborted signal: send() rejects and createSendStream() is destro
     assert.is(server.total, 0, "no connection was opened");
     const notASignal = await rejection(pool.send(envelopeOf(3), messageOf(3), { signal: new AbortController() as never }), "send with a controller as signal");
     assert.match(notASignal.message, /AbortSignal/);
-  } finally {
-    await pool.close();
-    await server.close();
-  }
-});
+  }));
 
-test("the send callback form takes options too: send(envelope, message, { signal }, callback)", async () => {
-  const server = await startCountingServer();
-  const pool = new SMTPPool({ host: "127.0.0.1", port: server.port });
-  try {
+test("the send callback form takes options too: send(envelope, message, { signal }, callback)", () =>
+  withPool({}, async (pool, server) => {
     const info = await new Promise((resolve, reject) => pool.send(envelopeOf(1), messageOf(1), { signal: new AbortController().signal }, (err, result) => (err ? reject(err) : resolve(result))));
     assert.equal((info as { accepted: string[] }).accepted, ["rcpt1@example.test"]);
     assert.equal([...arrivals(server).keys()], [1]);
-  } finally {
-    await pool.close();
-    await server.close();
-  }
-});
+  }));
 
 test("createSendStream({ signal }) aborted while waiting for a connection: destroyed not-sent, leaves the line", () =>
   whileLent(async (pool) => {
@@ -200,10 +182,8 @@ test("an opener is called only once the send has a connection, and again when th
   }
 });
 
-test("an opener that throws fails its send ESTREAM, not-sent, and the connection goes on", async () => {
-  const server = await startCountingServer();
-  const pool = new SMTPPool({ host: "127.0.0.1", port: server.port, maxConnections: 1 });
-  try {
+test("an opener that throws fails its send ESTREAM, not-sent, and the connection goes on", () =>
+  withPool({ maxConnections: 1 }, async (pool, server) => {
     const err = await rejection(
       pool.send(envelopeOf(1), () => {
         throw new Error("no such file");
@@ -216,11 +196,7 @@ test("an opener that throws fails its send ESTREAM, not-sent, and the connection
     await pool.send(envelopeOf(2), () => messageOf(2));
     assert.equal([...arrivals(server).keys()], [2]);
     assert.is(server.total, 1, "the same connection carried the next send");
-  } finally {
-    await pool.close();
-    await server.close();
-  }
-});
+  }));
 
 leakCheckTest(test, unhandled);
 

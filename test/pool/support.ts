@@ -4,7 +4,7 @@
  * for something the server will see.
  */
 import * as assert from "uvu/assert";
-import { SMTPPool } from "../../lib/index.js";
+import { SMTPPool, type PoolOptions } from "../../lib/index.js";
 import { startServer, type TestServer, type TestServerOptions } from "../helpers/server.js";
 import type { ReceivedMessage } from "../helpers/server.js";
 
@@ -75,16 +75,23 @@ export { until } from "../helpers/callbacks.js";
  * makes waits in line; then checks that none of them was sent: the line is empty, and once
  * the lease is given back only a send made afterwards arrives.
  */
-export async function whileLent(body: (pool: SMTPPool) => Promise<void>): Promise<void> {
-  const server = await startCountingServer();
-  const pool = new SMTPPool({ host: "127.0.0.1", port: server.port, maxConnections: 1 });
-  try {
+export function whileLent(body: (pool: SMTPPool) => Promise<void>): Promise<void> {
+  return withPool({ maxConnections: 1 }, async (pool, server) => {
     const lease = await pool.acquire();
     await body(pool);
     assert.is(pool.pendingCount(), 0, "nothing is left in line");
     lease.release();
     await pool.send(envelopeOf(999), messageOf(999));
     assert.equal([...arrivals(server).keys()], [999], "only the send made afterwards arrived");
+  });
+}
+
+/** Runs `body` with a pool (these `limits`) over a counting server; closes both afterwards, whatever happened. */
+export async function withPool(limits: Omit<PoolOptions, "host" | "port">, body: (pool: SMTPPool, server: CountingServer) => Promise<void>, serverOptions: TestServerOptions = {}): Promise<void> {
+  const server = await startCountingServer(serverOptions);
+  const pool = new SMTPPool({ host: "127.0.0.1", port: server.port, ...limits });
+  try {
+    await body(pool, server);
   } finally {
     await pool.close();
     await server.close();
