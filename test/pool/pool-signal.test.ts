@@ -198,6 +198,33 @@ test("an opener that throws fails its send ESTREAM, not-sent, and the connection
     assert.is(server.total, 1, "the same connection carried the next send");
   }));
 
+test("an opener whose stream fails mid-body: ESTREAM once, not-sent, never tried again, nothing delivered", () =>
+  withPool({ maxConnections: 1, maxRequeues: 3 }, async (pool, server) => {
+    let opened = 0;
+    const opener = () => {
+      opened++;
+      const source = new Readable({ read() {} });
+      source.push(messageOf(1, "half a body\r\n"));
+      setTimeout(() => source.destroy(new Error("disk read failed")), 20);
+      return source;
+    };
+    const outcomes: unknown[] = [];
+    await new Promise<void>((resolve) =>
+      pool.send(envelopeOf(1), opener, (err: SMTPError | null, info?: unknown) => {
+        outcomes.push(err ?? info);
+        setTimeout(resolve, 50);
+      }),
+    );
+    assert.is(outcomes.length, 1, "the callback was called once");
+    const err = outcomes[0] as SMTPError;
+    assert.instance(err, SMTPError);
+    assert.is(err.code, "ESTREAM");
+    assert.is(err.deliveryState, "not-sent");
+    assert.is(opened, 1);
+    await pool.send(envelopeOf(2), messageOf(2));
+    assert.equal([...arrivals(server).keys()], [2]);
+  }));
+
 leakCheckTest(test, unhandled);
 
 test.run();
