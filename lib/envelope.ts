@@ -65,8 +65,10 @@ function checkDsnValue(value: unknown, name: string): string {
 
 function notifyList(notify: DSNOptions["notify"]): string | undefined {
   if (notify === undefined) return undefined;
+  // Checked before the spaces around each value are trimmed: trim() also takes CR and LF
+  // off the ends, and a value that needed that is bad input to refuse, not to repair (SPEC §6).
   const values = (Array.isArray(notify) ? notify : String(notify).split(","))
-    .map((v) => checkDsnValue(typeof v === "string" ? v.trim() : v, "notify").toUpperCase());
+    .map((v) => checkDsnValue(v, "notify").trim().toUpperCase());
   if (values.length === 0) throw badInput("Invalid DSN notify: empty", "EENVELOPE");
   if (values.includes("NEVER")) {
     if (values.length > 1) throw badInput('Invalid DSN notify: "NEVER" cannot be combined with other values', "EENVELOPE");
