@@ -29,6 +29,7 @@ import { createTranscript, type Transcript } from "./logger.js";
 import { abandonOnAbort } from "./cancellation.js";
 import { publishCommand, traceSend } from "./diagnostics.js";
 import { proxyCommandLines, sendProxyCommand, type XClientAttributes, type XForwardAttributes } from "./xclient.js";
+import type { MailTransaction } from "./mail-transaction.js";
 
 /** QUIT is a courtesy: never wait longer than this for its 221. */
 const QUIT_WAIT_MS = 5000;
@@ -54,6 +55,8 @@ export class Session {
   #quitting = false;
   #operations = new OperationQueue();
   #sessionView: TransactionSession | undefined;
+  /** Transactions from beginTransaction() still running (see stagedTransaction()). */
+  readonly #stagedTransactions = new Set<MailTransaction>();
   #timers = new Set<NodeJS.Timeout>();
   /** Errors an `error` listener received: a call without a callback need not report them again (callback.ts). */
   #deliveredErrors = new WeakSet<object>();
@@ -287,6 +290,19 @@ export class Session {
     return traceSend(run, () => ({ connectionId: this.#conn.id, host: this.#conn.host, port: this.#conn.port, envelope: envelopeOf(envelope) }));
   }
 
+  /**
+   * Queues a transaction opened with beginTransaction(). Between its steps it waits for its
+   * caller rather than for a reply, so teardown tells it the connection ended (see
+   * MailTransaction.connectionLost); until it ends, it is kept for that.
+   */
+  stagedTransaction(staged: MailTransaction, stream: SendStream): Promise<SendInfo> {
+    this.#stagedTransactions.add(staged);
+    const running = this.transaction(staged, stream);
+    const forget = () => void this.#stagedTransactions.delete(staged);
+    running.then(forget, forget);
+    return running;
+  }
+
   /** What transactions see of the connection; made again only when the socket, TLS or EHLO changed. */
   #session(): TransactionSession {
     const cached = this.#sessionView;
@@ -399,6 +415,7 @@ export class Session {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     this.#queue.failAll(this.#fatal);
+    for (const staged of this.#stagedTransactions) staged.connectionLost(this.#fatal);
     this.#died(this.#fatal);
     this.#wire.pipeline?.destroy();
     if (err) this.#transcript.error(`${err.code}: ${err.message}`);
