@@ -30,7 +30,6 @@
  * raw: MAIL/RCPT/DATA as one pipelined group, then the body: two round trips a message.
  */
 import { writeSync } from "node:fs";
-import { once } from "node:events";
 import { childArgs, now, required, runChild } from "./child.js";
 import { RawClient } from "./raw-client.js";
 import { NodemailerClient } from "./nodemailer-client.js";
@@ -123,9 +122,15 @@ async function open(toPort: number): Promise<Sender> {
 
 /** Tells the runner the warm-up is over and waits for its go (it zeroes the sink meanwhile). */
 async function handOver(): Promise<void> {
-  const go = once(process, "SIGUSR2");
+  // A signal handler does not keep the process alive, and the warm-up's connections are
+  // closed: the timer does, and fails the child if the go never comes.
+  let timer: NodeJS.Timeout | undefined;
+  const go = new Promise<void>((resolve, reject) => {
+    process.once("SIGUSR2", () => resolve());
+    timer = setTimeout(() => reject(new Error("no go (SIGUSR2) from the runner within 60 s")), 60_000);
+  });
   writeSync(1, "WARMED\n");
-  await go;
+  await go.finally(() => clearTimeout(timer));
 }
 
 const perMessage = (cpu: NodeJS.CpuUsage, messages: number): number => (cpu.user + cpu.system) / Math.max(1, messages);
