@@ -12,9 +12,11 @@
  * engine has compiled, as in a sender that runs for months and has opened and closed
  * connections before (the first close changes what the engine assumed of the objects, and
  * it compiles much of the code again). The CPU of the warm-up is reported too: the one-time
- * cost a short-lived sender pays. Then the child prints `WARMED` and
- * waits for `GO` on stdin, so the runner can zero the sink's counters; only then does it
- * open the timed connection to `--port`.
+ * cost a short-lived sender pays. Then the child prints `WARMED` and waits for SIGUSR2, so
+ * the runner can zero the sink's counters; only then does it open the timed connection to
+ * `--port`. (Printed with a synchronous write, and a signal rather than a line on stdin:
+ * a stream of another kind used here would make the engine drop the code it compiled for
+ * the socket's stream, and the timed part would pay for compiling it again.)
  *
  * A slow client stops after `--max-seconds` of timed sending (and its warm-up after a
  * quarter of that) and reports how many it sent, so one slow client cannot stall the suite.
@@ -27,8 +29,7 @@
  * terminator: one round trip a message); Nodemailer has no such mode.
  * raw: MAIL/RCPT/DATA as one pipelined group, then the body: two round trips a message.
  */
-import { createInterface } from "node:readline";
-import { once } from "node:events";
+import { writeSync } from "node:fs";
 import { childArgs, now, required, runChild } from "./child.js";
 import { RawClient } from "./raw-client.js";
 import { NodemailerClient } from "./nodemailer-client.js";
@@ -121,11 +122,15 @@ async function open(toPort: number): Promise<Sender> {
 
 /** Tells the runner the warm-up is over and waits for its go (it zeroes the sink meanwhile). */
 async function handOver(): Promise<void> {
-  const lines = createInterface({ input: process.stdin });
-  process.stdout.write("WARMED\n");
-  const [line] = (await once(lines, "line")) as [string];
-  lines.close();
-  if (line.trim() !== "GO") throw new Error(`expected GO from the runner, got ${line}`);
+  // A signal handler does not keep the process alive, and the warm-up's connections are
+  // closed: the timer does, and fails the child if the go never comes.
+  let timer: NodeJS.Timeout | undefined;
+  const go = new Promise<void>((resolve, reject) => {
+    process.once("SIGUSR2", () => resolve());
+    timer = setTimeout(() => reject(new Error("no go (SIGUSR2) from the runner within 60 s")), 60_000);
+  });
+  writeSync(1, "WARMED\n");
+  await go.finally(() => clearTimeout(timer));
 }
 
 const perMessage = (cpu: NodeJS.CpuUsage, messages: number): number => (cpu.user + cpu.system) / Math.max(1, messages);

@@ -249,8 +249,8 @@ interface Spawned {
   result: Promise<ChildResult>;
   /** Resolves with the first line of stdout that starts with `prefix`. */
   line(prefix: string): Promise<string>;
-  /** Writes a line to the child's stdin. */
-  tell(line: string): void;
+  /** Sends the child a signal. */
+  signal(name: NodeJS.Signals): void;
 }
 
 /** Starts a benchmark child; its result is the RESULT line, or a failure that says why. */
@@ -258,8 +258,7 @@ function spawnChild(script: string, args: string[], profile: boolean, pinned = t
   const nodeArgs = profile && flags.profile ? ["--cpu-prof", "--cpu-prof-dir", flags.profile] : [];
   const command = [...nodeArgs, join(HERE, script), ...args];
   if (flags.verbose) process.stderr.write(`  $ node ${command.join(" ")}\n`);
-  const child = spawn(process.execPath, command, { env: childEnv, stdio: ["pipe", "pipe", "pipe"] });
-  child.stdin.on("error", () => undefined); // a child that has exited does not read
+  const child = spawn(process.execPath, command, { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
   if (pinned) pin(child, CLIENT_CORE);
   let stdout = "";
   let stderr = "";
@@ -298,7 +297,7 @@ function spawnChild(script: string, args: string[], profile: boolean, pinned = t
         lineWaiters.push({ prefix, resolve });
         void result.then(() => reject(new Error(`child ended before "${prefix}"`)));
       }),
-    tell: (line) => void child.stdin.write(line + "\n"),
+    signal: (name) => void (child.exitCode === null && child.kill(name)),
   };
 }
 
@@ -441,7 +440,7 @@ async function smallCase(sink: ServerProcess, proxy: ServerProcess): Promise<{ m
         await child.line("WARMED").catch(() => undefined);
         await sink.reset();
         if (target === proxy) await proxy.reset();
-        child.tell("GO");
+        child.signal("SIGUSR2");
         const result = await child.result;
         const sample = sampleOf(result, (result.messages ?? 0) / result.seconds);
         const stats = await sink.stats();
@@ -808,7 +807,9 @@ async function main(): Promise<void> {
         "peak RSS: the client's (relay: the relaying process's), median of reps. Large-message kinds: base64",
         "attachment; text (UTF-8, 1.5 % dot-led lines); text-lf (the same with bare LF); raw sends them encoded.",
         "client CPU: the client process's user + system CPU while timed, per message or per GB of message (the",
-        "system part includes the loopback delivery its writes cause).",
+        "system part includes the loopback delivery its writes cause). Small messages are timed after a warm-up",
+        `(${plan.small.warmup} messages over two connections straight into the sink); "warm-up" in the note is`,
+        "that warm-up's CPU per message: the one-time cost of a process whose code is not compiled yet.",
         "",
         measuredRtt !== undefined ? `Delaying proxy: mean added delay ${measuredRtt.toFixed(2)} ms per reply.` : "",
         "Targets (issues 5, 12 and 14):",
