@@ -345,7 +345,7 @@ export class Session {
     const refusal = cleartextRefusal({ host: this.#conn.host, remoteAddress: this.#wire.pipeline?.socket.remoteAddress, secure: this.#conn.secure, allowInsecureAuth: this.#options.allowInsecureAuth });
     if (refusal) throw refusal;
     const advertised = this.#extensions.get("AUTH") ?? [];
-    await this.#untilClosed(authenticate(
+    const authenticating = authenticate(
       {
         send: (command, line, logAs) => this.#queue.send(command, line, logAs),
         advertised,
@@ -354,7 +354,8 @@ export class Session {
         customAuth: this.#options.customAuth ?? {},
       },
       auth,
-    ), "AUTH");
+    );
+    await this.#untilClosed(authenticating, "AUTH");
     this.#conn.authenticated = true;
   }
 
