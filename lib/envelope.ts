@@ -100,7 +100,10 @@ export function prepareEnvelope(envelope: Envelope, session: SessionFacts, { rec
   // Nodemailer's typings allow `from: false` for the null sender.
   const from = checkAddress(envelope.from === false ? "" : (envelope.from ?? ""), "sender");
   const rawTo = ([] as unknown[]).concat(envelope.to ?? []);
-  const to = rawTo.map((address) => checkAddress(address, "recipient")).filter((address) => address.length > 0);
+  const to = rawTo.map((address) => checkAddress(address, "recipient"));
+  // An empty recipient is refused, not dropped, as Nodemailer refuses it and as
+  // addRecipient() does: a list with a hole in it is a caller's bug to report.
+  if (to.includes("")) throw badInput(rawTo.length === 1 ? "No recipients defined" : 'Invalid recipient address "": an empty address cannot receive mail', "EENVELOPE");
   if (to.length === 0 && !recipientsLater) throw badInput("No recipients defined", "EENVELOPE");
 
   const ext = session.extensions;

@@ -79,5 +79,17 @@ test("a recipient's own DSN notify with a CR or LF at its end is refused before 
     tx.abort();
   }));
 
+test("an empty recipient among valid ones is refused with EENVELOPE before anything is written, as Nodemailer refuses it", () =>
+  withConnection(async (conn, server) => {
+    const before = server.commands.length;
+    for (const to of [["b@example.test", ""], ["", "b@example.test"], ["b@example.test", "  "], ["b@example.test", { address: "" }]]) {
+      const err = await refusal(conn.send({ from: "a@example.test", to: to as string[] }, "x"), JSON.stringify(to));
+      assert.is(err.code, "EENVELOPE", JSON.stringify(to));
+      assert.is(err.temporary, false);
+    }
+    assert.equal(server.commands.slice(before), [], "nothing was written");
+    assert.equal((await conn.send({ from: "a@example.test", to: ["b@example.test"] }, "x")).accepted, ["b@example.test"]);
+  }));
+
 leakCheckTest(test, unhandled);
 test.run();
