@@ -30,6 +30,7 @@ import { abandonOnAbort } from "./cancellation.js";
 import { publishCommand, traceSend } from "./diagnostics.js";
 import { proxyCommandLines, sendProxyCommand, type XClientAttributes, type XForwardAttributes } from "./xclient.js";
 import type { MailTransaction } from "./mail-transaction.js";
+import { SessionLifetime } from "./session-lifetime.js";
 
 /** QUIT is a courtesy: never wait longer than this for its 221. */
 const QUIT_WAIT_MS = 5000;
@@ -55,20 +56,12 @@ export class Session {
   #quitting = false;
   #operations = new OperationQueue();
   #sessionView: TransactionSession | undefined;
-  /**
-   * Told by teardown that the connection ended: operations that may be waiting for their
-   * caller (a staged transaction between steps) or for a callback of the caller's (a
-   * customAuth handler, an OAuth2 token provider) rather than for a reply, which failing
-   * the command queue would not reach (SPEC §3: none is left waiting). See #watchClose().
-   */
-  readonly #closeWatchers = new Set<() => void>();
-  #timers = new Set<NodeJS.Timeout>();
+  /** Timers, waits and watchers that end with the connection. */
+  readonly #lifetime = new SessionLifetime();
   /** Errors an `error` listener received: a call without a callback need not report them again (callback.ts). */
   #deliveredErrors = new WeakSet<object>();
   readonly delivered = (err: unknown): boolean =>
     err instanceof Error && (this.#deliveredErrors.has(err) || (err.cause instanceof Error && this.#deliveredErrors.has(err.cause)));
-  #died!: (err: SMTPError) => void;
-  readonly #whenDead: Promise<never>;
   #closedWith!: (reason: SMTPError | undefined) => void;
   /** The connection's `closed`: resolves with the error that closed it, or undefined for a clean close. */
   readonly closed: Promise<SMTPError | undefined>;
@@ -92,8 +85,6 @@ export class Session {
       lastReply: (text) => (conn.lastServerResponse = text),
       fail: (err) => this.teardown(err),
     });
-    this.#whenDead = new Promise<never>((_, reject) => (this.#died = reject));
-    this.#whenDead.catch(() => {});
     this.closed = new Promise((resolve) => (this.#closedWith = resolve));
   }
 
@@ -141,7 +132,7 @@ export class Session {
     return this.enqueue(async () => {
       this.#quitting = true;
       const reply = this.#queue.send("QUIT", "QUIT");
-      await Promise.race([reply, this.#delay(Math.min(QUIT_WAIT_MS, readTimeout(this.#options, "socketTimeout")))]).catch(() => undefined);
+      await Promise.race([reply, this.#lifetime.delay(Math.min(QUIT_WAIT_MS, readTimeout(this.#options, "socketTimeout")))]).catch(() => undefined);
       this.teardown();
     }).catch(() => this.teardown());
   }
@@ -301,16 +292,10 @@ export class Session {
    * MailTransaction.connectionLost); until it ends, it is kept for that.
    */
   stagedTransaction(staged: MailTransaction, stream: SendStream): Promise<SendInfo> {
-    const unwatch = this.#watchClose(() => staged.connectionLost(this.#fatal!));
+    const unwatch = this.#lifetime.watch(() => staged.connectionLost(this.#fatal!));
     const running = this.transaction(staged, stream);
     running.then(unwatch, unwatch);
     return running;
-  }
-
-  /** Calls `onClose` if the connection ends before the returned function is called. */
-  #watchClose(onClose: () => void): () => void {
-    this.#closeWatchers.add(onClose);
-    return () => void this.#closeWatchers.delete(onClose);
   }
 
   /** What transactions see of the connection; made again only when the socket, TLS or EHLO changed. */
@@ -355,23 +340,11 @@ export class Session {
       },
       auth,
     );
-    await this.#untilClosed(authenticating, "AUTH");
+    // A customAuth handler or a token provider may be what it waits for, not a reply: then
+    // the connection's end fails it at once, instead of leaving it (and every operation
+    // queued behind it) waiting for ever. A pending command's own failure speaks otherwise.
+    await this.#lifetime.failOnEnd(authenticating, () => (this.#queue.size === 0 ? connectionFailure(this.#fatal!, "AUTH") : undefined));
     this.#conn.authenticated = true;
-  }
-
-  /**
-   * `work`, unless the connection ends while no command of it is pending (it waits for a
-   * callback of the caller's: a customAuth handler, a token provider): then it fails at
-   * once with its own error naming `command`, instead of waiting for ever with every
-   * operation queued behind it. A pending command's own failure speaks otherwise.
-   */
-  #untilClosed<T>(work: Promise<T>, command: string): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const unwatch = this.#watchClose(() => {
-        if (this.#queue.size === 0) reject(connectionFailure(this.#fatal!, command));
-      });
-      work.then(resolve, reject).finally(unwatch);
-    });
   }
 
   /** Queues the transaction of `stream`, which `signal` abandons until its end of data has left. */
@@ -400,27 +373,10 @@ export class Session {
   // ---- timers and teardown ---------------------------------------------------------
 
   /** Races `work` against a timer that fails the whole connection with ETIMEDOUT (or the error `timedOut` makes). */
-  async #within<T>(ms: number, timedOut: string | (() => SMTPError), work: Promise<T>): Promise<T> {
+  #within<T>(ms: number, timedOut: string | (() => SMTPError), work: Promise<T>): Promise<T> {
     const onTimeout = () =>
       typeof timedOut === "function" ? timedOut() : new SMTPError("ETIMEDOUT", timedOut, { command: this.#queue.head ?? "CONN", temporary: true });
-    const timer = setTimeout(() => this.teardown(onTimeout()), ms);
-    this.#timers.add(timer);
-    try {
-      return await Promise.race([work, this.#whenDead]);
-    } finally {
-      clearTimeout(timer);
-      this.#timers.delete(timer);
-    }
-  }
-
-  #delay(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#timers.delete(timer);
-        resolve();
-      }, ms);
-      this.#timers.add(timer);
-    });
+    return this.#lifetime.within(ms, onTimeout, (err) => this.teardown(err), work);
   }
 
   /**
@@ -438,14 +394,11 @@ export class Session {
     // Operations still pending when the caller closes were never refused by anyone: a relay
     // may retry them elsewhere, so they are temporary.
     this.#fatal = err ?? new SMTPError("ECONNECTION", "Connection closed before the operation completed", { command: "API", temporary: true });
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
     // Before the queue is failed, so a watcher can tell whether a command of its own is
     // pending (that command's failure then speaks for it).
-    for (const onClose of this.#closeWatchers) onClose();
-    this.#closeWatchers.clear();
+    this.#lifetime.end();
     this.#queue.failAll(this.#fatal);
-    this.#died(this.#fatal);
+    this.#lifetime.died(this.#fatal);
     this.#wire.pipeline?.destroy();
     if (err) this.#transcript.error(`${err.code}: ${err.message}`);
     this.#closedWith(err);
