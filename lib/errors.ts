@@ -72,6 +72,9 @@ export class SMTPError extends Error {
    * gives it; undefined when the failure did not come from Node.
    */
   get originalCode(): string | undefined {
+    // An error that wraps another SMTPError (the pool's, for each send waiting on a
+    // connection that could not be opened) keeps the Node code that one carries.
+    if (this.cause instanceof SMTPError) return this.cause.originalCode;
     const code = (this.cause as { code?: unknown } | undefined)?.code;
     return typeof code === "string" ? code : undefined;
   }
