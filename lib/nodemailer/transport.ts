@@ -40,10 +40,21 @@ export interface NodemailerMail {
   /** The sendMail() options; only `dsn`, `signal` and `requireTLSExtensionEnabled` are read. */
   data: object;
   message: {
-    getEnvelope(): { from: string | false; to: string[] };
+    /** From and to, plus what the mail's `envelope` option set besides them (size, use8BitMime, dsn...). */
+    getEnvelope(): NodemailerEnvelope;
     messageId(): string;
     createReadStream(): Readable;
   };
+}
+
+/**
+ * The envelope Nodemailer computed for a mail: from and to, and any other key the mail's
+ * `envelope` option carried, which its SMTP transports hand to the connection as they are.
+ */
+export interface NodemailerEnvelope extends Omit<Envelope, "from" | "to" | "dsn"> {
+  from: string | false;
+  to: string[];
+  dsn?: NodemailerDsn;
 }
 
 /** Nodemailer's `auth` option, as its SMTP transport takes it. */
@@ -63,6 +74,8 @@ export type PoolSettings = Pick<PoolOptions, "maxConnections" | "maxMessages" | 
 /** What smtpWire() takes: connection options, Nodemailer's `auth`, and the pool's settings. */
 export interface SmtpWireTransportOptions extends Omit<PoolOptions, "auth">, Shortcuts {
   auth?: NodemailerAuth;
+  /** The AUTH method when `auth.method` names none, as in Nodemailer (PLAIN, LOGIN, CRAM-MD5). */
+  authMethod?: string;
   /** The pool's settings (`true` or absent: the defaults; top-level settings apply too). */
   pool?: boolean | PoolSettings;
 }
@@ -73,12 +86,13 @@ export interface SmtpWireSentMessageInfo extends SendInfo {
   messageId: string;
 }
 
-function authOf(auth: NodemailerAuth | undefined): AuthCredentials | undefined {
+/** smtp-wire's credentials from Nodemailer's `auth`; `authMethod` is the transport-wide method, used when `auth.method` names none. */
+function authOf(auth: NodemailerAuth | undefined, authMethod: string | undefined): AuthCredentials | undefined {
   if (!auth || (!auth.user && !auth.pass && !auth.accessToken)) return undefined;
   if (String(auth.type ?? "").toUpperCase() === "OAUTH2" || auth.accessToken) {
     return { user: auth.user, method: "XOAUTH2", oauth2: { user: auth.user, accessToken: auth.accessToken } };
   }
-  return { user: auth.user ?? "", pass: auth.pass ?? "", method: auth.method };
+  return { user: auth.user ?? "", pass: auth.pass ?? "", method: auth.method?.trim() || authMethod };
 }
 
 /** The DSN parameters in smtp-wire's names; RET takes Nodemailer's spellings too. */
@@ -113,8 +127,8 @@ export class SmtpWireTransport extends EventEmitter {
 
   constructor(options: SmtpWireTransportOptions = {}) {
     super();
-    const { pool, auth, ...rest } = resolveShortcuts(options) as Omit<SmtpWireTransportOptions, "url" | "service">;
-    this.pool = new SMTPPool({ ...rest, ...(typeof pool === "object" ? pool : {}), auth: authOf(auth) });
+    const { pool, auth, authMethod, ...rest } = resolveShortcuts(options) as Omit<SmtpWireTransportOptions, "url" | "service">;
+    this.pool = new SMTPPool({ ...rest, ...(typeof pool === "object" ? pool : {}), auth: authOf(auth, authMethod) });
     this.pool.on("idle", () => this.emit("idle"));
   }
 
@@ -125,9 +139,13 @@ export class SmtpWireTransport extends EventEmitter {
     let envelope: Envelope & { from: string; to: string[] };
     let messageId: string;
     try {
-      const { from, to } = mail.message.getEnvelope();
-      envelope = { from: from || "", to: [...to] };
-      if (data.dsn) envelope.dsn = dsnOf(data.dsn);
+      // The whole envelope, as Nodemailer's transports pass it: a mail's `envelope` option
+      // may carry size, use8BitMime, smtpUtf8 or dsn besides from and to.
+      const { from, to, dsn, ...rest } = mail.message.getEnvelope();
+      envelope = { ...rest, from: from || "", to: [...to] };
+      // The mail's own `dsn` option wins over one in its envelope, as in Nodemailer.
+      const requested = data.dsn ?? dsn;
+      if (requested) envelope.dsn = dsnOf(requested);
       if (data.requireTLSExtensionEnabled) envelope.requireTLS = true;
       messageId = mail.message.messageId();
     } catch (err) {

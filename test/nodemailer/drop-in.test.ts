@@ -1,0 +1,143 @@
+/**
+ * smtp-wire/nodemailer as a drop-in, checked against Nodemailer itself: the same sendMail,
+ * verify and close calls through Nodemailer's SMTP transport, its pooled transport and
+ * ours, each against a real smtp-server of its own, report the same info (or the same
+ * error fields) and deliver the same envelopes. Where ours differs on purpose (README,
+ * "Deliberate differences"), the test says so in its title.
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import type Mail from "nodemailer/lib/mailer";
+import { closedPort } from "../helpers/server.js";
+import { countCalls } from "../helpers/callbacks.js";
+import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
+import { eachTransport, infoFacts, KINDS, receivedFacts, refusalFacts, type Reported, type Transporter } from "./side-by-side.js";
+
+const unhandled = trackUnhandled();
+
+const MAIL: Mail.Options = { from: "sender@example.test", to: "a@example.test", subject: "s", text: "t", messageId: "<drop-in@example.test>", date: new Date(0) };
+
+/** sendMail with a callback, checking it is called exactly once; settles as the callback said. */
+async function sendWithCallback(transporter: Transporter, mail: Mail.Options): Promise<unknown> {
+  const callback = countCalls<[Error | null, unknown]>(undefined, "sendMail callback");
+  transporter.sendMail(mail, callback);
+  const [err, info] = await callback.firstCall;
+  await new Promise((resolve) => setImmediate(resolve));
+  callback.assertCalledOnce();
+  if (err) throw err;
+  return info;
+}
+
+/** Asserts ours reported what both of Nodemailer's transports did, through `facts`. */
+function sameAsNodemailer<T>(reported: Record<string, Reported<T>>, facts: (r: Reported<T>) => unknown, what: string): void {
+  const ours = facts(reported["smtp-wire"]!);
+  for (const kind of ["smtp", "pool"]) assert.equal(ours, facts(reported[kind]!), `${what}: smtp-wire vs Nodemailer's ${kind} transport`);
+}
+
+test("a delivered mail and a partly refused one: info has the same values as Nodemailer's, Promise and callback forms alike", async () => {
+  for (const send of [(t: Transporter, m: Mail.Options) => t.sendMail(m) as Promise<unknown>, sendWithCallback]) {
+    const reported = await eachTransport({ refuseRecipients: ["nobody@example.test"] }, () => ({}), async (transporter) => [
+      await send(transporter, MAIL),
+      await send(transporter, { ...MAIL, to: "a@example.test, nobody@example.test, b@example.test" }),
+    ]);
+    for (const kind of KINDS) assert.is(reported[kind].error, undefined, `${kind}: ${reported[kind].error}`);
+    sameAsNodemailer(reported, (r) => r.value!.map(infoFacts), "info");
+    const [, partly] = reported["smtp-wire"].value! as Record<string, unknown>[];
+    assert.equal(partly!.rejected, ["nobody@example.test"]);
+    assert.is((partly!.rejectedErrors as unknown[]).length, 1);
+    sameAsNodemailer(reported, (r) => receivedFacts(r.server), "what the server received");
+  }
+});
+
+test("every recipient refused, the sender refused, the message refused at its end of data: the same error fields as Nodemailer's, nothing delivered", async () => {
+  const refuseData = {
+    onData(stream: NodeJS.ReadableStream, _session: unknown, callback: (err?: Error | null) => void) {
+      stream.resume();
+      stream.on("end", () => callback(Object.assign(new Error("5.7.1 Looks like spam"), { responseCode: 554 })));
+    },
+  };
+  const cases = [
+    { server: { refuseRecipients: ["nobody@example.test", "none@example.test"] }, mail: { ...MAIL, to: "nobody@example.test, none@example.test" }, code: "EENVELOPE" },
+    { server: { refuseSenders: ["sender@example.test"] }, mail: MAIL, code: "EENVELOPE" },
+    { server: refuseData, mail: MAIL, code: "EMESSAGE" },
+  ];
+  for (const { server, mail, code } of cases) {
+    const reported = await eachTransport(server as never, () => ({}), (transporter) => sendWithCallback(transporter, mail));
+    const facts = (r: Reported<unknown>) => ({
+      ...refusalFacts(r.error),
+      rejected: r.error?.rejected,
+      rejectedErrors: (r.error?.rejectedErrors as unknown[] | undefined)?.map(refusalFacts),
+      delivered: r.server.messages.length,
+    });
+    sameAsNodemailer(reported, facts, code);
+    assert.is(reported["smtp-wire"].error?.code, code);
+  }
+});
+
+test("a mail's envelope option with size, use8BitMime and dsn: the same MAIL and RCPT parameters as Nodemailer's transports send", async () => {
+  const mail = {
+    ...MAIL,
+    envelope: { from: "bounce@example.test", to: ["c@example.test", "d@example.test"], size: 4321, use8BitMime: true, dsn: { id: "env-1", return: "headers", notify: "failure", recipient: "sender@example.test" } },
+  } as Mail.Options;
+  const reported = await eachTransport({ size: 1 << 20 }, () => ({}), (transporter) => transporter.sendMail(mail));
+  sameAsNodemailer(reported, (r) => [r.error?.message, receivedFacts(r.server)], "what the server received");
+  const [received] = receivedFacts(reported["smtp-wire"].server) as { mailParams: Record<string, string> }[];
+  assert.equal(received!.mailParams, { SIZE: "4321", BODY: "8BITMIME", RET: "HDRS", ENVID: "env-1" });
+  // The mail's own dsn option wins over the one in its envelope, as in Nodemailer.
+  const both = { ...mail, dsn: { id: "env-2", return: "full" } } as Mail.Options;
+  const again = await eachTransport({}, () => ({}), (transporter) => transporter.sendMail(both));
+  sameAsNodemailer(again, (r) => [r.error?.message, receivedFacts(r.server)], "dsn option and envelope dsn");
+  assert.is((receivedFacts(again["smtp-wire"].server)[0] as { mailParams: Record<string, string> }).mailParams.ENVID, "env-2");
+});
+
+test("authMethod at the transport level chooses the AUTH method, as in Nodemailer", async () => {
+  const reported = await eachTransport({ users: { alice: "secret" } }, () => ({ auth: { user: "alice", pass: "secret" }, authMethod: "LOGIN" }), (transporter) => transporter.sendMail(MAIL));
+  sameAsNodemailer(reported, (r) => [r.error, r.server.auths], "the AUTH exchanges");
+  assert.equal(reported["smtp-wire"].server.auths, [{ method: "LOGIN", username: "alice", ok: true, secure: false }]);
+});
+
+test("verify(): true when the login works; EAUTH with the server's 535 for wrong credentials; ESOCKET for a port nothing listens on; callback form too", async () => {
+  const good = await eachTransport({ users: { alice: "secret" } }, () => ({ auth: { user: "alice", pass: "secret", method: "PLAIN" } }), (transporter) => transporter.verify());
+  sameAsNodemailer(good, (r) => [r.value, r.error, r.server.auths.map((a) => a.ok), r.server.messages.length], "verify with good credentials");
+  assert.is(good["smtp-wire"].value, true);
+
+  const bad = await eachTransport(
+    { users: { alice: "secret" } },
+    () => ({ auth: { user: "alice", pass: "wrong", method: "PLAIN" } }),
+    (transporter) =>
+      new Promise((resolve, reject) => {
+        const callback = countCalls<[Error | null, unknown]>((err, ok) => (err ? reject(err) : resolve(ok)), "verify callback");
+        transporter.verify(callback as never);
+      }),
+  );
+  sameAsNodemailer(bad, (r) => ({ code: r.error?.code, responseCode: r.error?.responseCode, response: r.error?.response }), "verify with wrong credentials");
+  assert.is(bad["smtp-wire"].error?.code, "EAUTH");
+
+  const port = await closedPort();
+  const unreachable = await eachTransport({}, () => ({ port }), (transporter) => transporter.verify());
+  sameAsNodemailer(unreachable, (r) => ({ code: r.error?.code, command: r.error?.command, originalCode: r.error?.originalCode }), "verify of a closed port");
+  assert.is(unreachable["smtp-wire"].error?.code, "ESOCKET");
+});
+
+test("sendMail with wrong credentials or to a closed port fails with Nodemailer's code (EAUTH, ESOCKET) and delivers nothing", async () => {
+  const bad = await eachTransport({ users: { alice: "secret" } }, () => ({ auth: { user: "alice", pass: "wrong", method: "PLAIN" } }), (transporter) => transporter.sendMail(MAIL));
+  sameAsNodemailer(bad, (r) => ({ code: r.error?.code, responseCode: r.error?.responseCode, response: r.error?.response, delivered: r.server.messages.length }), "wrong credentials");
+  const port = await closedPort();
+  // Ours tries maxRequeues more connections before it gives up (README, "Deliberate differences"); 0 here.
+  const closed = await eachTransport({}, () => ({ port, maxRequeues: 0 }), (transporter) => transporter.sendMail(MAIL));
+  sameAsNodemailer(closed, (r) => ({ code: r.error?.code, command: r.error?.command, originalCode: r.error?.originalCode }), "a closed port");
+  assert.is(closed["smtp-wire"].error?.code, "ESOCKET");
+});
+
+test("sendMail after close(): ECONNECTION, as Nodemailer's pooled transport (its SMTP transport opens a new connection each time and sends)", async () => {
+  const reported = await eachTransport({}, () => ({}), async (transporter) => {
+    await transporter.close();
+    return transporter.sendMail(MAIL);
+  });
+  assert.is(reported.pool.error?.code, "ECONNECTION");
+  assert.is(reported["smtp-wire"].error?.code, "ECONNECTION");
+  assert.is(reported["smtp-wire"].server.messages.length, 0);
+});
+
+leakCheckTest(test, unhandled);
+test.run();
