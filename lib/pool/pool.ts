@@ -331,8 +331,12 @@ export class SMTPPool extends EventEmitter {
       else this.#queue.push(next);
     }
     const idle = this.isIdle();
-    if (idle && !this.#wasIdle) this.emit("idle");
+    const becameIdle = idle && !this.#wasIdle;
+    // Recorded before emitting: a listener that sends (a producer filling the line) runs the
+    // pump again inside emit(), and what that inner pump records must stand, or the next
+    // time the line has room no 'idle' comes and the producer waits for ever.
     this.#wasIdle = idle;
+    if (becameIdle) this.emit("idle");
   }
 
   /**
