@@ -19,7 +19,7 @@
 import { EventEmitter } from "node:events";
 import type { Readable } from "node:stream";
 import { SMTPPool } from "../pool/pool.js";
-import type { PoolOptions } from "../pool/options.js";
+import { readPoolLimits, type PoolOptions } from "../pool/options.js";
 import { VERSION } from "../version.js";
 import { resolveShortcuts, type Shortcuts } from "./shortcuts.js";
 import type { AuthCredentials, DSNOptions, Envelope, SendInfo } from "../types.js";
@@ -128,7 +128,12 @@ export class SmtpWireTransport extends EventEmitter {
   constructor(options: SmtpWireTransportOptions = {}) {
     super();
     const { pool, auth, authMethod, ...rest } = resolveShortcuts(options) as Omit<SmtpWireTransportOptions, "url" | "service">;
-    this.pool = new SMTPPool({ ...rest, ...(typeof pool === "object" ? pool : {}), auth: authOf(auth, authMethod) });
+    const settings: PoolOptions = { ...rest, ...(typeof pool === "object" ? pool : {}), auth: authOf(auth, authMethod) };
+    // isIdle() and 'idle' mean what they mean in Nodemailer's pooled transport: fewer mails
+    // wait for a connection than there are connections. A producer that sends while
+    // isIdle() then composes only that many mails ahead, not a thousand.
+    settings.maxQueued ??= readPoolLimits(settings).maxConnections;
+    this.pool = new SMTPPool(settings);
     this.pool.on("idle", () => this.emit("idle"));
   }
 

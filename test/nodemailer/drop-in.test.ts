@@ -9,7 +9,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type Mail from "nodemailer/lib/mailer";
 import { closedPort } from "../helpers/server.js";
-import { countCalls } from "../helpers/callbacks.js";
+import { countCalls, settlesWithin } from "../helpers/callbacks.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 import { eachTransport, infoFacts, KINDS, receivedFacts, refusalFacts, type Reported, type Transporter } from "./side-by-side.js";
 
@@ -137,6 +137,69 @@ test("sendMail after close(): ECONNECTION, as Nodemailer's pooled transport (its
   assert.is(reported.pool.error?.code, "ECONNECTION");
   assert.is(reported["smtp-wire"].error?.code, "ECONNECTION");
   assert.is(reported["smtp-wire"].server.messages.length, 0);
+});
+
+/** Nodemailer's documented producer: on each 'idle', send while isIdle(). Returns how many mails each 'idle' let in. */
+async function produceOnIdle(transporter: Transporter, total: number): Promise<number[]> {
+  const sends: Promise<unknown>[] = [];
+  const madePerIdle: number[] = [];
+  await settlesWithin(
+    new Promise<void>((resolve) => {
+      transporter.on("idle", () => {
+        let made = 0;
+        while (transporter.isIdle() && sends.length < total) {
+          sends.push(transporter.sendMail({ ...MAIL, to: `r${sends.length}@example.test` }));
+          made++;
+        }
+        madePerIdle.push(made);
+        if (sends.length === total) resolve();
+      });
+    }),
+    20_000,
+    "every mail offered from 'idle' listeners",
+  );
+  await Promise.all(sends);
+  return madePerIdle;
+}
+
+test("isIdle() and 'idle' as in Nodemailer's pooled transport: a producer sending while isIdle() composes at most maxConnections mails ahead", async () => {
+  const reported = await eachTransport({}, () => ({ maxConnections: 2 }), (transporter) => produceOnIdle(transporter, 12));
+  for (const kind of ["pool", "smtp-wire"] as const) {
+    const { value, error, server } = reported[kind];
+    assert.is(error, undefined, `${kind}: ${error}`);
+    assert.is(server.messages.length, 12, `${kind}: every mail delivered`);
+    assert.is(value![0], 2, `${kind}: the first 'idle' lets in maxConnections mails`);
+    assert.ok(value!.every((made) => made <= 2), `${kind}: never more than maxConnections mails ahead: ${value}`);
+  }
+});
+
+test("maxConnections and maxMessages, at the top level as Nodemailer's pooled transport takes them, bound the connections the server sees as Nodemailer's do", async () => {
+  let counts = { open: 0, most: 0, total: 0 };
+  const serverOptions = {
+    onConnect(_session: unknown, callback: () => void) {
+      counts.open++;
+      counts.total++;
+      counts.most = Math.max(counts.most, counts.open);
+      callback();
+    },
+    onClose() {
+      counts.open--;
+    },
+  };
+  const options = () => {
+    counts = { open: 0, most: 0, total: 0 };
+    return { maxConnections: 2, maxMessages: 3 };
+  };
+  const reported = await eachTransport(serverOptions as never, options, async (transporter) => {
+    await Promise.all(Array.from({ length: 12 }, (_, n) => transporter.sendMail({ ...MAIL, to: `r${n}@example.test` })));
+    return { ...counts };
+  });
+  for (const kind of ["pool", "smtp-wire"] as const) {
+    const { value, server } = reported[kind];
+    assert.is(server.messages.length, 12, `${kind}: every mail delivered`);
+    assert.ok(value!.most <= 2, `${kind}: at most maxConnections at once (${value!.most})`);
+    assert.ok(value!.total >= 4, `${kind}: a connection carries at most maxMessages mails (${value!.total} sessions for 12 mails)`);
+  }
 });
 
 leakCheckTest(test, unhandled);
