@@ -11,7 +11,7 @@ import type Mail from "nodemailer/lib/mailer";
 import { closedPort } from "../helpers/server.js";
 import { countCalls, settlesWithin } from "../helpers/callbacks.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
-import { eachTransport, infoFacts, KINDS, receivedFacts, refusalFacts, type Reported, type Transporter } from "./side-by-side.js";
+import { eachTransport, infoFacts, KINDS, receivedFacts, refusalFacts, startDroppingServer, type Reported, type Transporter } from "./side-by-side.js";
 
 const unhandled = trackUnhandled();
 
@@ -200,6 +200,45 @@ test("maxConnections and maxMessages, at the top level as Nodemailer's pooled tr
     assert.ok(value!.most <= 2, `${kind}: at most maxConnections at once (${value!.most})`);
     assert.ok(value!.total >= 4, `${kind}: a connection carries at most maxMessages mails (${value!.total} sessions for 12 mails)`);
   }
+});
+
+const BIG = 16 * 1024 * 1024;
+
+test("deliberate difference: a pooled mail whose connection broke under its body is sent again, whole, on a new connection (Nodemailer's transports fail it ECONNECTION)", async () => {
+  const mail = { ...MAIL, attachments: [{ filename: "big.bin", content: Buffer.alloc(BIG, 0x5a) }] };
+  const reported = await eachTransport(() => startDroppingServer("body"), () => ({ maxConnections: 1 }), async (transporter, server) => {
+    const info = await transporter.sendMail(mail);
+    assert.ok(server.state.dropped);
+    return info;
+  });
+  for (const kind of ["smtp", "pool"] as const) {
+    assert.equal(refusalFacts(reported[kind].error), { code: "ECONNECTION", responseCode: undefined, response: undefined, command: "CONN", recipient: undefined }, kind);
+    assert.is(reported[kind].server.messages.length, 0, kind);
+  }
+  const ours = reported["smtp-wire"];
+  assert.is(ours.error, undefined, String(ours.error));
+  assert.equal((ours.value as { accepted: string[] }).accepted, ["a@example.test"]);
+  assert.is(ours.server.messages.length, 1, "it arrives once");
+  assert.ok(ours.server.messages[0]!.data.length > BIG * 1.3, "whole");
+});
+
+test("a connection broken once the end of data was written: ECONNECTION in all three, never sent again (ours says deliveryState unknown)", async () => {
+  const reported = await eachTransport(() => startDroppingServer("end-of-data"), () => ({ maxConnections: 1 }), (transporter) => transporter.sendMail(MAIL));
+  for (const kind of KINDS) {
+    assert.is(reported[kind].error?.code, "ECONNECTION", kind);
+    assert.is(reported[kind].server.messages.length, 0, `${kind}: not sent again`);
+  }
+  assert.is(reported["smtp-wire"].error?.deliveryState, "unknown");
+});
+
+test("a connection closed before its greeting: both pooled transports open another and deliver the mail once", async () => {
+  const reported = await eachTransport(() => startDroppingServer("greeting"), () => ({ maxConnections: 1 }), (transporter) => transporter.sendMail(MAIL));
+  for (const kind of ["pool", "smtp-wire"] as const) {
+    assert.is(reported[kind].error, undefined, `${kind}: ${reported[kind].error}`);
+    assert.is(reported[kind].server.messages.length, 1, kind);
+  }
+  // Nodemailer's SMTP transport has one connection per mail, and fails with it.
+  assert.is(reported.smtp.error?.code, "ECONNECTION");
 });
 
 leakCheckTest(test, unhandled);

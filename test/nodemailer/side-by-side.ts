@@ -4,6 +4,7 @@
  * of its own started with the same options, and a test compares what each reported (the
  * sendMail info, or the error's fields) and what each server received.
  */
+import type { Socket } from "node:net";
 import nodemailer from "nodemailer";
 import type SMTPTransport from "nodemailer/lib/smtp-transport";
 import { smtpWire } from "../../lib/nodemailer/index.js";
@@ -31,17 +32,19 @@ export function transportOf(kind: TransportKind, options: Record<string, unknown
 }
 
 /**
- * Runs `body` once per transport kind, each with a server of its own (these options) and a
- * transport made with `options` (a function of the server, for its port); closes both after.
+ * Runs `body` once per transport kind, each with a server of its own (started with these
+ * options, or by `start`) and a transport made with `options` (a function of the server, for
+ * its port); closes both after.
  */
-export async function eachTransport<T>(
-  serverOptions: TestServerOptions,
-  options: (server: TestServer) => Record<string, unknown>,
-  body: (transporter: Transporter, server: TestServer) => Promise<T>,
+export async function eachTransport<T, S extends TestServer = TestServer>(
+  server: TestServerOptions | (() => Promise<S>),
+  options: (server: S) => Record<string, unknown>,
+  body: (transporter: Transporter, server: S) => Promise<T>,
 ): Promise<Record<TransportKind, Reported<T>>> {
   const reported = {} as Record<TransportKind, Reported<T>>;
+  const start = typeof server === "function" ? server : () => startServer(server) as Promise<S>;
   for (const kind of KINDS) {
-    const server = await startServer(serverOptions);
+    const server = await start();
     const transporter = transportOf(kind, { port: server.port, ...options(server) });
     const outcome: Reported<T> = { server };
     try {
@@ -83,4 +86,52 @@ export function infoFacts(info: unknown): Record<string, unknown> {
 /** What a server received, per message: envelope and parameters. */
 export function receivedFacts(server: TestServer): unknown[] {
   return server.messages.map((m) => ({ from: m.from, to: m.to, mailParams: m.mailParams, rcptParams: m.rcptParams }));
+}
+
+/** Where a dropping server breaks its first connection: before the greeting, under the first body, or once the body's end is read. */
+export type DropPoint = "greeting" | "body" | "end-of-data";
+
+/**
+ * An smtp-server that breaks its first connection at `where` (every socket it has is
+ * destroyed, no reply), then accepts: `state.dropped` says whether it did. A message whose
+ * connection broke is not recorded.
+ */
+export async function startDroppingServer(where: DropPoint, options: TestServerOptions = {}) {
+  const state = { dropped: false };
+  const sockets: Socket[] = [];
+  const drop = () => {
+    state.dropped = true;
+    for (const socket of sockets) socket.destroy();
+  };
+  const server = await startServer({
+    ...options,
+    onConnect(_session, callback) {
+      if (where === "greeting" && !state.dropped) return drop();
+      callback();
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      let cut = false;
+      stream.on("data", (chunk: Buffer) => {
+        chunks.push(chunk);
+        // The first body's first bytes: with a large message, long before its end is written.
+        if (where === "body" && !state.dropped) {
+          cut = true;
+          drop();
+        }
+      });
+      stream.on("end", () => {
+        if (where === "end-of-data" && !state.dropped) {
+          cut = true;
+          drop();
+        }
+        if (cut) return;
+        const envelope = session.envelope;
+        server.messages.push({ from: envelope.mailFrom ? envelope.mailFrom.address : "", to: envelope.rcptTo.map((r) => r.address), mailParams: {}, rcptParams: [], data: Buffer.concat(chunks), sizeExceeded: false });
+        callback(null, "2.0.0 queued");
+      });
+    },
+  });
+  server.server.server.on("connection", (socket: Socket) => sockets.push(socket));
+  return Object.assign(server, { state });
 }
