@@ -14,12 +14,17 @@
  * (`send(mail, callback)`, `verify`, `close`, `isIdle`, events 'idle' and 'error'), and the
  * types below describe only the part of its mail object we read.
  *
+ * A mail with its own `auth` goes on a connection of its own (own-login.ts), as Nodemailer's
+ * SMTP transport sends every mail.
+ *
  * Deliberately left out: proxies, and OAuth2 token refreshing (give an accessToken, or a pass).
  */
 import { EventEmitter } from "node:events";
 import type { Readable } from "node:stream";
 import { SMTPPool } from "../pool/pool.js";
-import { readPoolLimits, type PoolOptions } from "../pool/options.js";
+import { connectionOptionsOf, readPoolLimits, type PoolOptions } from "../pool/options.js";
+import { settle } from "../callback.js";
+import { mergeMailAuth, sendWithOwnLogin } from "./own-login.js";
 import { VERSION } from "../version.js";
 import { resolveShortcuts, type Shortcuts } from "./shortcuts.js";
 import type { AuthCredentials, DSNOptions, Envelope, SendInfo } from "../types.js";
@@ -37,7 +42,7 @@ export interface NodemailerDsn {
 
 /** What the transport reads of Nodemailer's mail object (its MailMessage). */
 export interface NodemailerMail {
-  /** The sendMail() options; only `dsn`, `signal` and `requireTLSExtensionEnabled` are read. */
+  /** The sendMail() options; only `dsn`, `signal`, `auth` and `requireTLSExtensionEnabled` are read. */
   data: object;
   message: {
     /** From and to, plus what the mail's `envelope` option set besides them (size, use8BitMime, dsn...). */
@@ -124,6 +129,12 @@ export class SmtpWireTransport extends EventEmitter {
   /** Nodemailer's Mail object, set when it wraps the transport (typed loosely: no Nodemailer types here). */
   mailer?: any;
   readonly pool: SMTPPool;
+  /** The transport's auth as given (Nodemailer's form), for mails that set their own over it. */
+  readonly #auth: NodemailerAuth | undefined;
+  readonly #authMethod: string | undefined;
+  /** Mails with their own auth, on connections of their own, not settled yet. */
+  #ownLogins = 0;
+  #closed = false;
 
   constructor(options: SmtpWireTransportOptions = {}) {
     super();
@@ -134,12 +145,14 @@ export class SmtpWireTransport extends EventEmitter {
     // isIdle() then composes only that many mails ahead, not a thousand.
     settings.maxQueued ??= readPoolLimits(settings).maxConnections;
     this.pool = new SMTPPool(settings);
+    this.#auth = auth;
+    this.#authMethod = authMethod;
     this.pool.on("idle", () => this.emit("idle"));
   }
 
   /** Nodemailer's transport entry point: sends one composed mail; `callback` is called once. */
   send(mail: NodemailerMail, callback: (err: Error | null, info?: SmtpWireSentMessageInfo) => void): void {
-    const data = mail.data as { dsn?: NodemailerDsn; signal?: AbortSignal; requireTLSExtensionEnabled?: boolean };
+    const data = mail.data as { dsn?: NodemailerDsn; signal?: AbortSignal; requireTLSExtensionEnabled?: boolean; auth?: NodemailerAuth };
     const signal = data.signal;
     let envelope: Envelope & { from: string; to: string[] };
     let messageId: string;
@@ -158,9 +171,23 @@ export class SmtpWireTransport extends EventEmitter {
     }
     // Opened by the pool once the mail has a connection, and again if that one died first.
     const open = () => mail.message.createReadStream();
-    this.pool.send(envelope, open, signal ? { signal } : {}, (err, info) => {
+    const done = (err: Error | null, info?: SendInfo) => {
       if (err) callback(signal?.aborted ? nodemailerAbortError(signal, err) : err);
       else callback(null, { ...info!, envelope: { from: envelope.from, to: envelope.to }, messageId });
+    };
+    // A mail that logs in as someone else (Nodemailer's SMTP transport honours it) cannot
+    // ride a pooled connection, logged in as the transport's user: it gets one of its own.
+    if (data.auth && typeof data.auth === "object" && !this.#closed) return this.#sendWithOwnLogin(data.auth, envelope, open, signal, done);
+    this.pool.send(envelope, open, signal ? { signal } : {}, done);
+  }
+
+  #sendWithOwnLogin(mailAuth: NodemailerAuth, envelope: Envelope, open: () => Readable, signal: AbortSignal | undefined, done: (err: Error | null, info?: SendInfo) => void): void {
+    const auth = authOf(mergeMailAuth(this.#auth, mailAuth), this.#authMethod);
+    this.#ownLogins++;
+    const sending = sendWithOwnLogin(connectionOptionsOf(this.pool.options), { auth, force: Boolean(this.pool.options.forceAuth) }, envelope, open, signal);
+    settle(sending, (err, info) => {
+      this.#ownLogins--;
+      done(err, info);
     });
   }
 
@@ -178,11 +205,12 @@ export class SmtpWireTransport extends EventEmitter {
 
   /** Messages not finished yet (queued or being sent). */
   pendingCount(): number {
-    return this.pool.pendingCount();
+    return this.pool.pendingCount() + this.#ownLogins;
   }
 
   /** Closes the pool (see SMTPPool.close); resolves once every connection is closed. */
   close(options?: { force?: boolean }): Promise<void> {
+    this.#closed = true;
     return this.pool.close(options);
   }
 }

@@ -137,6 +137,12 @@ test("sendMail after close(): ECONNECTION, as Nodemailer's pooled transport (its
   assert.is(reported.pool.error?.code, "ECONNECTION");
   assert.is(reported["smtp-wire"].error?.code, "ECONNECTION");
   assert.is(reported["smtp-wire"].server.messages.length, 0);
+  const withOwnAuth = await eachTransport({ users: { bob: "b" } }, () => ({}), async (transporter) => {
+    await transporter.close();
+    return transporter.sendMail({ ...MAIL, auth: { user: "bob", pass: "b" } } as Mail.Options);
+  });
+  assert.is(withOwnAuth["smtp-wire"].error?.code, "ECONNECTION", "a mail with its own auth, after close()");
+  assert.is(withOwnAuth["smtp-wire"].server.auths.length, 0);
 });
 
 /** Nodemailer's documented producer: on each 'idle', send while isIdle(). Returns how many mails each 'idle' let in. */
@@ -200,6 +206,34 @@ test("maxConnections and maxMessages, at the top level as Nodemailer's pooled tr
     assert.ok(value!.most <= 2, `${kind}: at most maxConnections at once (${value!.most})`);
     assert.ok(value!.total >= 4, `${kind}: a connection carries at most maxMessages mails (${value!.total} sessions for 12 mails)`);
   }
+});
+
+test("a mail with its own auth logs in as that user, as Nodemailer's SMTP transport does, and never rides a connection logged in as another", async () => {
+  const users = { alice: "secret", bob: "bobs-secret" };
+  const transportAuth = { auth: { user: "alice", pass: "secret", method: "PLAIN" } };
+  const reported = await eachTransport({ users }, () => transportAuth, async (transporter, server) => {
+    await transporter.sendMail({ ...MAIL, to: "first@example.test" });
+    await transporter.sendMail({ ...MAIL, to: "bob-mail@example.test", auth: { user: "bob", pass: "bobs-secret" } } as Mail.Options);
+    const wrong = await transporter.sendMail({ ...MAIL, to: "never@example.test", auth: { user: "bob", pass: "wrong" } } as Mail.Options).catch((err: Error) => err);
+    await transporter.sendMail({ ...MAIL, to: "last@example.test" });
+    return { wrong: { code: (wrong as { code?: string }).code, responseCode: (wrong as { responseCode?: number }).responseCode }, delivered: server.messages.map((m) => m.to[0]) };
+  });
+  const facts = (r: Reported<unknown>) => [r.error, r.value];
+  assert.equal(facts(reported["smtp-wire"]), facts(reported.smtp), "smtp-wire vs Nodemailer's SMTP transport");
+  assert.equal((reported["smtp-wire"].value as { delivered: string[] }).delivered, ["first@example.test", "bob-mail@example.test", "last@example.test"]);
+  // The pooled connection logged in as alice once and carried both of her mails; bob's went on connections of their own.
+  assert.equal(
+    reported["smtp-wire"].server.auths.map((a) => [a.username, a.ok]),
+    [["alice", true], ["bob", true], ["bob", false]],
+  );
+  assert.equal((reported["smtp-wire"].value as { wrong: unknown }).wrong, { code: "EAUTH", responseCode: 535 });
+
+  // Only the mail's auth, none for the transport.
+  const alone = await eachTransport({ users }, () => ({}), (transporter, server) =>
+    transporter.sendMail({ ...MAIL, auth: { user: "bob", pass: "bobs-secret", method: "PLAIN" } } as Mail.Options).then(() => server.auths.map((a) => [a.username, a.ok])),
+  );
+  assert.equal(alone["smtp-wire"].value, alone.smtp.value);
+  assert.equal(alone["smtp-wire"].value, [["bob", true]]);
 });
 
 const BIG = 16 * 1024 * 1024;
