@@ -68,6 +68,15 @@ export class SMTPError extends Error {
   recipients?: RecipientOutcome[];
 
   /**
+   * Whether the server's reply refuses for good, as Nodemailer names it: a 5xx other than
+   * 503 (bad sequence, which a new session may not meet). Undefined when no reply caused it.
+   */
+  get permanent(): boolean | undefined {
+    const code = this.responseCode;
+    return code === undefined ? undefined : code >= 500 && code < 600 && code !== 503;
+  }
+
+  /**
    * The Node error's code kept on `cause` (e.g. "ECONNREFUSED"), under the name Nodemailer
    * gives it; undefined when the failure did not come from Node.
    */

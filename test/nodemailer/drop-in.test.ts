@@ -246,7 +246,7 @@ test("deliberate difference: a pooled mail whose connection broke under its body
     return info;
   });
   for (const kind of ["smtp", "pool"] as const) {
-    assert.equal(refusalFacts(reported[kind].error), { code: "ECONNECTION", responseCode: undefined, response: undefined, command: "CONN", recipient: undefined }, kind);
+    assert.equal(refusalFacts(reported[kind].error), { code: "ECONNECTION", responseCode: undefined, response: undefined, command: "CONN", recipient: undefined, permanent: undefined }, kind);
     assert.is(reported[kind].server.messages.length, 0, kind);
   }
   const ours = reported["smtp-wire"];

@@ -64,7 +64,7 @@ export async function eachTransport<T, S extends TestServer = TestServer>(
 export function refusalFacts(err: unknown): Record<string, unknown> | undefined {
   if (!err) return undefined;
   const e = err as Record<string, unknown>;
-  return { code: e.code, responseCode: e.responseCode, response: e.response, command: e.command, recipient: e.recipient };
+  return { code: e.code, responseCode: e.responseCode, response: e.response, command: e.command, recipient: e.recipient, permanent: e.permanent };
 }
 
 /** The sendMail info fields Nodemailer's transports report, with the timings reduced to their types. */
