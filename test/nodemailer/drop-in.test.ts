@@ -236,6 +236,26 @@ test("a mail with its own auth logs in as that user, as Nodemailer's SMTP transp
   assert.equal(alone["smtp-wire"].value, [["bob", true]]);
 });
 
+test("LMTP, one recipient refused at the end of data: the same info as Nodemailer's; every one refused: deliberate difference, ours fails EMESSAGE (Nodemailer resolves with accepted empty)", async () => {
+  const lmtp = {
+    lmtp: true,
+    onData(stream: NodeJS.ReadableStream, session: { envelope: { rcptTo: { address: string }[] } }, callback: (err: Error | null, replies?: (string | Error)[]) => void) {
+      stream.resume();
+      stream.on("end", () => callback(null, session.envelope.rcptTo.map((r) => (r.address.startsWith("full") ? Object.assign(new Error("5.2.2 Mailbox full"), { responseCode: 552 }) : "2.0.0 delivered"))));
+    },
+  };
+  const reported = await eachTransport(lmtp as never, () => ({ lmtp: true }), async (transporter) => ({
+    partly: infoFacts(await transporter.sendMail({ ...MAIL, to: "a@example.test, full@example.test" })),
+    none: (await transporter.sendMail({ ...MAIL, to: "full@example.test" }).then(infoFacts, (err: Error & Record<string, unknown>) => ({ ...refusalFacts(err), rejected: err.rejected }))) as Record<string, unknown>,
+  }));
+  sameAsNodemailer(reported, (r) => [r.error?.message, r.value?.partly], "LMTP info");
+  assert.equal(reported["smtp-wire"].value!.partly.rejected, ["full@example.test"]);
+  for (const kind of ["smtp", "pool"] as const) assert.equal(reported[kind].value!.none.accepted, [], `${kind} resolves`);
+  const none = reported["smtp-wire"].value!.none as Record<string, unknown>;
+  assert.equal([none.code, none.responseCode, none.rejected], ["EMESSAGE", 552, ["full@example.test"]]);
+  assert.is(none.response, reported.smtp.value!.none.response);
+});
+
 const BIG = 16 * 1024 * 1024;
 
 test("deliberate difference: a pooled mail whose connection broke under its body is sent again, whole, on a new connection (Nodemailer's transports fail it ECONNECTION)", async () => {
