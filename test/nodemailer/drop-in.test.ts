@@ -15,6 +15,9 @@ import { eachTransport, infoFacts, KINDS, receivedFacts, refusalFacts, startDrop
 
 const unhandled = trackUnhandled();
 
+/** Nodemailer's pooled transport and ours: for what only a pool has (isIdle, maxConnections, requeues). */
+const POOLED = ["pool", "smtp-wire"] as const;
+
 const MAIL: Mail.Options = { from: "sender@example.test", to: "a@example.test", subject: "s", text: "t", messageId: "<drop-in@example.test>", date: new Date(0) };
 
 /** sendMail with a callback, checking it is called exactly once; settles as the callback said. */
@@ -169,8 +172,8 @@ async function produceOnIdle(transporter: Transporter, total: number): Promise<n
 }
 
 test("isIdle() and 'idle' as in Nodemailer's pooled transport: a producer sending while isIdle() composes at most maxConnections mails ahead", async () => {
-  const reported = await eachTransport({}, () => ({ maxConnections: 2 }), (transporter) => produceOnIdle(transporter, 12));
-  for (const kind of ["pool", "smtp-wire"] as const) {
+  const reported = await eachTransport({}, () => ({ maxConnections: 2 }), (transporter) => produceOnIdle(transporter, 12), POOLED);
+  for (const kind of POOLED) {
     const { value, error, server } = reported[kind];
     assert.is(error, undefined, `${kind}: ${error}`);
     assert.is(server.messages.length, 12, `${kind}: every mail delivered`);
@@ -199,8 +202,8 @@ test("maxConnections and maxMessages, at the top level as Nodemailer's pooled tr
   const reported = await eachTransport(serverOptions as never, options, async (transporter) => {
     await Promise.all(Array.from({ length: 12 }, (_, n) => transporter.sendMail({ ...MAIL, to: `r${n}@example.test` })));
     return { ...counts };
-  });
-  for (const kind of ["pool", "smtp-wire"] as const) {
+  }, POOLED);
+  for (const kind of POOLED) {
     const { value, server } = reported[kind];
     assert.is(server.messages.length, 12, `${kind}: every mail delivered`);
     assert.ok(value!.most <= 2, `${kind}: at most maxConnections at once (${value!.most})`);
@@ -287,12 +290,20 @@ test("a connection broken once the end of data was written: ECONNECTION in all t
 
 test("a connection closed before its greeting: both pooled transports open another and deliver the mail once", async () => {
   const reported = await eachTransport(() => startDroppingServer("greeting"), () => ({ maxConnections: 1 }), (transporter) => transporter.sendMail(MAIL));
-  for (const kind of ["pool", "smtp-wire"] as const) {
+  for (const kind of POOLED) {
     assert.is(reported[kind].error, undefined, `${kind}: ${reported[kind].error}`);
     assert.is(reported[kind].server.messages.length, 1, kind);
   }
   // Nodemailer's SMTP transport has one connection per mail, and fails with it.
   assert.is(reported.smtp.error?.code, "ECONNECTION");
+});
+
+test("maxRequeues: -1 means without limit, as in Nodemailer's pool: a server that closes six connections in a row before its greeting still gets the mail", async () => {
+  const reported = await eachTransport(() => startDroppingServer("greeting", 6), () => ({ maxConnections: 1, maxRequeues: -1 }), (transporter) => transporter.sendMail(MAIL), POOLED);
+  for (const kind of POOLED) {
+    assert.is(reported[kind].error, undefined, `${kind}: ${reported[kind].error}`);
+    assert.is(reported[kind].server.messages.length, 1, kind);
+  }
 });
 
 leakCheckTest(test, unhandled);

@@ -34,16 +34,18 @@ export function transportOf(kind: TransportKind, options: Record<string, unknown
 /**
  * Runs `body` once per transport kind, each with a server of its own (started with these
  * options, or by `start`) and a transport made with `options` (a function of the server, for
- * its port); closes both after.
+ * its port); closes both after. `kinds`: the transports to run (the pooled ones, for what
+ * only a pool has); the record holds only those.
  */
 export async function eachTransport<T, S extends TestServer = TestServer>(
   server: TestServerOptions | (() => Promise<S>),
   options: (server: S) => Record<string, unknown>,
   body: (transporter: Transporter, server: S) => Promise<T>,
+  kinds: readonly TransportKind[] = KINDS,
 ): Promise<Record<TransportKind, Reported<T>>> {
   const reported = {} as Record<TransportKind, Reported<T>>;
   const start = typeof server === "function" ? server : () => startServer(server) as Promise<S>;
-  for (const kind of KINDS) {
+  for (const kind of kinds) {
     const server = await start();
     const transporter = transportOf(kind, { port: server.port, ...options(server) });
     const outcome: Reported<T> = { server };
@@ -92,21 +94,21 @@ export function receivedFacts(server: TestServer): unknown[] {
 export type DropPoint = "greeting" | "body" | "end-of-data";
 
 /**
- * An smtp-server that breaks its first connection at `where` (every socket it has is
- * destroyed, no reply), then accepts: `state.dropped` says whether it did. A message whose
- * connection broke is not recorded.
+ * An smtp-server that breaks its first `times` connections at `where` (every socket it has
+ * is destroyed, no reply), then accepts: `state.dropped` says how many it broke. A message
+ * whose connection broke is not recorded.
  */
-export async function startDroppingServer(where: DropPoint, options: TestServerOptions = {}) {
-  const state = { dropped: false };
+export async function startDroppingServer(where: DropPoint, times = 1, options: TestServerOptions = {}) {
+  const state = { dropped: 0 };
   const sockets: Socket[] = [];
   const drop = () => {
-    state.dropped = true;
+    state.dropped++;
     for (const socket of sockets) socket.destroy();
   };
   const server = await startServer({
     ...options,
     onConnect(_session, callback) {
-      if (where === "greeting" && !state.dropped) return drop();
+      if (where === "greeting" && state.dropped < times) return drop();
       callback();
     },
     onData(stream, session, callback) {
@@ -115,13 +117,13 @@ export async function startDroppingServer(where: DropPoint, options: TestServerO
       stream.on("data", (chunk: Buffer) => {
         chunks.push(chunk);
         // The first body's first bytes: with a large message, long before its end is written.
-        if (where === "body" && !state.dropped) {
+        if (where === "body" && state.dropped < times) {
           cut = true;
           drop();
         }
       });
       stream.on("end", () => {
-        if (where === "end-of-data" && !state.dropped) {
+        if (where === "end-of-data" && state.dropped < times) {
           cut = true;
           drop();
         }
