@@ -132,9 +132,16 @@ test("verify, isIdle, 'idle', pendingCount and close pass through to the pool", 
 });
 
 test("top-level pool settings (Nodemailer's pooled transport style) are taken too", async () => {
-  const raw = new SmtpWireTransport({ host: "127.0.0.1", port: 9, maxConnections: 7, pool: true } as never);
-  assert.is(raw.pool.limits.maxConnections, 7);
+  const raw = new SmtpWireTransport({ host: "127.0.0.1", port: 9, maxConnections: 7, maxMessages: 3, rateLimit: 2, rateDelta: 500, idleTimeout: 1000, maxRequeues: -1, pool: true } as never);
+  assert.equal({ ...raw.pool.limits }, { maxConnections: 7, maxMessages: 3, rateLimit: 2, rateDelta: 500, idleTimeout: 1000, maxRequeues: Infinity, maxQueued: 7 });
   assert.is(raw.name, "smtp-wire");
+  assert.ok(raw.isIdle());
+  await raw.close();
+  assert.not.ok(raw.isIdle(), "closed: a producer that sends while isIdle() stops (Nodemailer's pooled transport still says true)");
+  const nested = new SmtpWireTransport({ host: "127.0.0.1", port: 9, maxConnections: 7, pool: { maxConnections: 2, maxQueued: 10 } });
+  assert.is(nested.pool.limits.maxConnections, 2, "settings under pool win over the top level");
+  assert.is(nested.pool.limits.maxQueued, 10);
+  await nested.close();
   assert.ok(raw.supportsAbortSignal);
   await raw.close();
 });
