@@ -11,7 +11,7 @@
  * carries; errors are smtp-wire's SMTPErrors (with deliveryState).
  *
  * Nothing here imports Nodemailer: it calls us through the transport interface
- * (`send(mail, callback)`, `verify`, `close`, `isIdle`, events 'idle' and 'error'), and the
+ * (`send(mail, callback)`, `verify`, `close`, `isIdle`, events 'idle', 'clear' and 'error'), and the
  * types below describe only the part of its mail object we read.
  *
  * A mail with its own `auth` goes on a connection of its own (own-login.ts), as Nodemailer's
@@ -148,6 +148,7 @@ export class SmtpWireTransport extends EventEmitter {
     this.#auth = auth;
     this.#authMethod = authMethod;
     this.pool.on("idle", () => this.emit("idle"));
+    this.pool.on("clear", () => this.emit("clear"));
   }
 
   /** Nodemailer's transport entry point: sends one composed mail; `callback` is called once. */

@@ -6,6 +6,7 @@
  * "Deliberate differences"), the test says so in its title.
  */
 import { test } from "uvu";
+import { once } from "node:events";
 import * as assert from "uvu/assert";
 import type Mail from "nodemailer/lib/mailer";
 import { closedPort } from "../helpers/server.js";
@@ -304,6 +305,16 @@ test("maxRequeues: -1 means without limit, as in Nodemailer's pool: a server tha
     assert.is(reported[kind].error, undefined, `${kind}: ${reported[kind].error}`);
     assert.is(reported[kind].server.messages.length, 1, kind);
   }
+});
+
+test("'clear' once the last connection ended (here on its idle timeout) with nothing pending, as Nodemailer's pooled transport emits it", async () => {
+  const reported = await eachTransport({}, () => ({ maxConnections: 1, idleTimeout: 100 }), async (transporter, server) => {
+    const cleared = once(transporter, "clear");
+    await transporter.sendMail(MAIL);
+    await settlesWithin(cleared, 10_000, "'clear'");
+    return server.messages.length;
+  }, POOLED);
+  for (const kind of POOLED) assert.is(reported[kind].value, 1, `${kind}: ${reported[kind].error}`);
 });
 
 leakCheckTest(test, unhandled);
