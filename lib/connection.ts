@@ -180,7 +180,7 @@ export class SMTPConnection extends EventEmitter<SMTPConnectionEvents> {
    * aborted. This is what a relay uses to answer each RCPT with the upstream's reply.
    */
   beginTransaction(envelope: TransactionEnvelope): Promise<MailTransaction> {
-    return new MailTransaction(envelope, (staged, stream) => this.#session.transaction(staged, stream)).opened;
+    return new MailTransaction(envelope, (staged, stream) => this.#session.stagedTransaction(staged, stream)).opened;
   }
 
   /** RSET: aborts the current transaction state; resolves true. */

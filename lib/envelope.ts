@@ -65,8 +65,10 @@ function checkDsnValue(value: unknown, name: string): string {
 
 function notifyList(notify: DSNOptions["notify"]): string | undefined {
   if (notify === undefined) return undefined;
+  // Checked before the spaces around each value are trimmed: trim() also takes CR and LF
+  // off the ends, and a value that needed that is bad input to refuse, not to repair (SPEC §6).
   const values = (Array.isArray(notify) ? notify : String(notify).split(","))
-    .map((v) => checkDsnValue(typeof v === "string" ? v.trim() : v, "notify").toUpperCase());
+    .map((v) => checkDsnValue(v, "notify").trim().toUpperCase());
   if (values.length === 0) throw badInput("Invalid DSN notify: empty", "EENVELOPE");
   if (values.includes("NEVER")) {
     if (values.length > 1) throw badInput('Invalid DSN notify: "NEVER" cannot be combined with other values', "EENVELOPE");
@@ -98,7 +100,10 @@ export function prepareEnvelope(envelope: Envelope, session: SessionFacts, { rec
   // Nodemailer's typings allow `from: false` for the null sender.
   const from = checkAddress(envelope.from === false ? "" : (envelope.from ?? ""), "sender");
   const rawTo = ([] as unknown[]).concat(envelope.to ?? []);
-  const to = rawTo.map((address) => checkAddress(address, "recipient")).filter((address) => address.length > 0);
+  const to = rawTo.map((address) => checkAddress(address, "recipient"));
+  // An empty recipient is refused, not dropped, as Nodemailer refuses it and as
+  // addRecipient() does: a list with a hole in it is a caller's bug to report.
+  if (to.includes("")) throw badInput(rawTo.length === 1 ? "No recipients defined" : 'Invalid recipient address "": an empty address cannot receive mail', "EENVELOPE");
   if (to.length === 0 && !recipientsLater) throw badInput("No recipients defined", "EENVELOPE");
 
   const ext = session.extensions;

@@ -14,7 +14,7 @@
  * (MAIL's reply settles beginTransaction() first), and BDAT: the body follows DATA.
  */
 import type { AddressObject, Envelope, RecipientOutcome, Reply } from "./types.js";
-import { badInput, SMTPError } from "./errors.js";
+import { badInput, connectionFailure, SMTPError } from "./errors.js";
 import { recipientOutcomes } from "./outcome.js";
 import { prepareEnvelope, recipientLine, type PreparedEnvelope, type RecipientDSN, type SessionFacts } from "./envelope.js";
 import { SendStream } from "./send-stream.js";
@@ -147,6 +147,20 @@ export class MailTransaction {
     // Its body goes after DATA (see transaction.ts), so BINARYMIME, which needs BDAT, is refused.
     this.#prepared = prepareEnvelope({ ...this.#envelope, to: [] }, { extensions: session.extensions, secure: session.secure, canChunk: false }, { recipientsLater: true });
     return this.#prepared;
+  }
+
+  /**
+   * The connection ended (closed, lost, timed out). Between steps the transaction waits
+   * for its caller, not for a reply, so the connection's failing of pending commands does
+   * not reach it: without this it would wait for ever, and every operation queued behind
+   * it with it (SPEC §3: none is left waiting). Ends it as abort() does, with its own
+   * error (`shared` as cause) naming the last command it wrote.
+   * @internal
+   */
+  connectionLost(shared: SMTPError): void {
+    if (this.#state !== "open") return;
+    const command = !this.#prepared ? "API" : this.#prepared.to.length > 0 ? "RCPT TO" : "MAIL FROM";
+    this.abort(connectionFailure(shared, command));
   }
 
   /** @internal */

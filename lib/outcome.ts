@@ -15,7 +15,7 @@
  * bounce) — that is the caller's policy; the README's outcome table gives the advice.
  */
 import type { DeliveryState, RecipientOutcome, Reply } from "./types.js";
-import { replyText, SMTPError } from "./errors.js";
+import { REPLY, replyText, SMTPError } from "./errors.js";
 
 /** How far a send got; it only moves forward. */
 export type SendPhase = "queued" | "envelope" | "body" | "final";
@@ -40,10 +40,20 @@ export interface SendFacts {
 
 const isPositive = (reply: Reply): boolean => reply.code >= 200 && reply.code < 300;
 
-/** Whether the server may have the message (SPEC §6). */
-export function deliveryState({ phase, refusal }: Pick<SendFacts, "phase" | "refusal">): DeliveryState {
+/**
+ * Whether the server may have the message (SPEC §6). `failure` is the error that stopped
+ * the send, when one did.
+ */
+export function deliveryState({ phase, refusal, recipients }: Pick<SendFacts, "phase" | "refusal" | "recipients">, failure?: SMTPError): DeliveryState {
   if (phase !== "final") return "not-sent";
-  return refusal !== undefined && refusal.code >= 400 ? "rejected" : "unknown";
+  if (refusal !== undefined && refusal.code >= 400) return "rejected";
+  // A 421 where the final reply belongs is that reply, not a missing one: a server shutting
+  // down answers with it instead of taking the message (RFC 5321 §3.8), so a retry cannot
+  // duplicate it. It ends the connection, so it arrives as the connection's failure rather
+  // than as a refusal. Not once an LMTP recipient had its own positive final reply: that
+  // recipient has the message.
+  const closingVerdict = failure?.responseCode === REPLY.SERVICE_NOT_AVAILABLE && !recipients?.some(({ final }) => final !== undefined && isPositive(final));
+  return closingVerdict ? "rejected" : "unknown";
 }
 
 /** A recipient settled by a reply: 2xx accepted, 5xx rejected, anything else deferred (a retry may work). */
@@ -93,7 +103,7 @@ export function speakingRefusal<T extends { temporary: boolean }>(refusals: read
 export function sendFailure(err: unknown, facts: SendFacts): SMTPError {
   const error =
     err instanceof SMTPError ? err : new SMTPError("EPROTOCOL", String((err as Error)?.message ?? err), { command: "API", cause: err });
-  error.deliveryState ??= deliveryState(facts);
+  error.deliveryState ??= deliveryState(facts, error);
   if (facts.recipients && !error.recipients) error.recipients = recipientOutcomes(facts.recipients, error);
   return error;
 }

@@ -29,6 +29,7 @@ import { createTranscript, type Transcript } from "./logger.js";
 import { abandonOnAbort } from "./cancellation.js";
 import { publishCommand, traceSend } from "./diagnostics.js";
 import { proxyCommandLines, sendProxyCommand, type XClientAttributes, type XForwardAttributes } from "./xclient.js";
+import type { MailTransaction } from "./mail-transaction.js";
 
 /** QUIT is a courtesy: never wait longer than this for its 221. */
 const QUIT_WAIT_MS = 5000;
@@ -54,6 +55,13 @@ export class Session {
   #quitting = false;
   #operations = new OperationQueue();
   #sessionView: TransactionSession | undefined;
+  /**
+   * Told by teardown that the connection ended: operations that may be waiting for their
+   * caller (a staged transaction between steps) or for a callback of the caller's (a
+   * customAuth handler, an OAuth2 token provider) rather than for a reply, which failing
+   * the command queue would not reach (SPEC §3: none is left waiting). See #watchClose().
+   */
+  readonly #closeWatchers = new Set<() => void>();
   #timers = new Set<NodeJS.Timeout>();
   /** Errors an `error` listener received: a call without a callback need not report them again (callback.ts). */
   #deliveredErrors = new WeakSet<object>();
@@ -287,6 +295,24 @@ export class Session {
     return traceSend(run, () => ({ connectionId: this.#conn.id, host: this.#conn.host, port: this.#conn.port, envelope: envelopeOf(envelope) }));
   }
 
+  /**
+   * Queues a transaction opened with beginTransaction(). Between its steps it waits for its
+   * caller rather than for a reply, so teardown tells it the connection ended (see
+   * MailTransaction.connectionLost); until it ends, it is kept for that.
+   */
+  stagedTransaction(staged: MailTransaction, stream: SendStream): Promise<SendInfo> {
+    const unwatch = this.#watchClose(() => staged.connectionLost(this.#fatal!));
+    const running = this.transaction(staged, stream);
+    running.then(unwatch, unwatch);
+    return running;
+  }
+
+  /** Calls `onClose` if the connection ends before the returned function is called. */
+  #watchClose(onClose: () => void): () => void {
+    this.#closeWatchers.add(onClose);
+    return () => void this.#closeWatchers.delete(onClose);
+  }
+
   /** What transactions see of the connection; made again only when the socket, TLS or EHLO changed. */
   #session(): TransactionSession {
     const cached = this.#sessionView;
@@ -319,7 +345,7 @@ export class Session {
     const refusal = cleartextRefusal({ host: this.#conn.host, remoteAddress: this.#wire.pipeline?.socket.remoteAddress, secure: this.#conn.secure, allowInsecureAuth: this.#options.allowInsecureAuth });
     if (refusal) throw refusal;
     const advertised = this.#extensions.get("AUTH") ?? [];
-    await authenticate(
+    const authenticating = authenticate(
       {
         send: (command, line, logAs) => this.#queue.send(command, line, logAs),
         advertised,
@@ -329,7 +355,23 @@ export class Session {
       },
       auth,
     );
+    await this.#untilClosed(authenticating, "AUTH");
     this.#conn.authenticated = true;
+  }
+
+  /**
+   * `work`, unless the connection ends while no command of it is pending (it waits for a
+   * callback of the caller's: a customAuth handler, a token provider): then it fails at
+   * once with its own error naming `command`, instead of waiting for ever with every
+   * operation queued behind it. A pending command's own failure speaks otherwise.
+   */
+  #untilClosed<T>(work: Promise<T>, command: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const unwatch = this.#watchClose(() => {
+        if (this.#queue.size === 0) reject(connectionFailure(this.#fatal!, command));
+      });
+      work.then(resolve, reject).finally(unwatch);
+    });
   }
 
   /** Queues the transaction of `stream`, which `signal` abandons until its end of data has left. */
@@ -398,6 +440,10 @@ export class Session {
     this.#fatal = err ?? new SMTPError("ECONNECTION", "Connection closed before the operation completed", { command: "API", temporary: true });
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
+    // Before the queue is failed, so a watcher can tell whether a command of its own is
+    // pending (that command's failure then speaks for it).
+    for (const onClose of this.#closeWatchers) onClose();
+    this.#closeWatchers.clear();
     this.#queue.failAll(this.#fatal);
     this.#died(this.#fatal);
     this.#wire.pipeline?.destroy();

@@ -30,9 +30,14 @@ const PREFERENCE = ["CRAM-MD5", "PLAIN", "LOGIN"];
 /** What the transcript shows instead of anything authentication sends. */
 export const MASK = "/* secret */";
 
-function authError(message: string, reply?: Reply): SMTPError {
-  if (reply) return fromReply("EAUTH", message, reply, "AUTH");
-  return new SMTPError("EAUTH", message, { command: "AUTH", temporary: false });
+/**
+ * An EAUTH error naming the command as Nodemailer does, since its users read it:
+ * `AUTH <method>` for an exchange the server refused, "API" for a call refused before
+ * anything was written (no such method, no credentials).
+ */
+function authError(message: string, command: string, reply?: Reply): SMTPError {
+  if (reply) return fromReply("EAUTH", message, reply, command);
+  return new SMTPError("EAUTH", message, { command, temporary: false });
 }
 
 /** Normalises Nodemailer's two shapes: `{ user, pass }` and `{ credentials: { user, pass } }`. */
@@ -109,7 +114,7 @@ async function xoauth2Login(session: AuthSession, auth: AuthCredentials, user: s
     } catch (err) {
       throw new SMTPError("EAUTH", `Could not get an OAuth2 access token: ${(err as Error)?.message ?? err}`, { command: "AUTH XOAUTH2", temporary: true, cause: err });
     }
-    if (!token) throw authError("XOAUTH2 needs an access token (oauth2.accessToken or a token provider)");
+    if (!token) throw authError("XOAUTH2 needs an access token (oauth2.accessToken or a token provider)", "AUTH XOAUTH2");
     // Only a 334 error challenge says the token itself was refused (as in Nodemailer); a
     // plain 535 or 454 is not cured by a new token, and renewing costs a provider round trip.
     let challenged = false;
@@ -117,7 +122,7 @@ async function xoauth2Login(session: AuthSession, auth: AuthCredentials, user: s
     const reply = await drive(session, { ...mechanism, next: (challenge) => ((challenged = true), mechanism.next(challenge)) });
     if (reply.code === REPLY.AUTH_SUCCESS) return;
     const canRenew = challenged && !renew && (typeof oauth2.getToken === "function" || typeof oauth2.provisionCallback === "function");
-    if (!canRenew || reply.code === REPLY.SERVICE_NOT_AVAILABLE) throw authError(`Invalid login with XOAUTH2`, reply);
+    if (!canRenew || reply.code === REPLY.SERVICE_NOT_AVAILABLE) throw authError(`Invalid login with XOAUTH2`, "AUTH XOAUTH2", reply);
     renew = true;
   }
 }
@@ -131,13 +136,13 @@ async function customLogin(session: AuthSession, handler: CustomAuthHandler, met
       if (settled) return;
       settled = true;
       if (err === undefined) resolve();
-      else reject(err instanceof SMTPError ? err : authError(`Custom authentication ${method} failed: ${err instanceof Error ? err.message : err}`, lastReply));
+      else reject(err instanceof SMTPError ? err : authError(`Custom authentication ${method} failed: ${err instanceof Error ? err.message : err}`, `AUTH ${method}`, lastReply));
     };
     const sendCommand = (command: string, done?: (err: Error | null, reply?: CustomAuthResponse) => void): Promise<CustomAuthResponse> => {
       // Checked here, not by the connection's last line of defence, so the command queue
       // never holds an entry for a line that was not written.
       const result = /[\r\n]/.test(command)
-        ? Promise.reject(authError(`Custom authentication ${method}: a command must not contain CR or LF`))
+        ? Promise.reject(authError(`Custom authentication ${method}: a command must not contain CR or LF`, `AUTH ${method}`))
         : session.send("AUTH " + method, command, command.startsWith("AUTH ") ? `AUTH ${method} ${MASK}` : MASK).then((reply) => {
             lastReply = reply;
             const text = reply.enhancedCode ? reply.text.slice(reply.enhancedCode.length).trimStart() : reply.text;
@@ -183,10 +188,10 @@ export async function authenticate(session: AuthSession, auth: AuthCredentials):
       mechanism = cramMd5(creds.user, creds.pass);
       break;
     default:
-      throw authError(`Unknown authentication method "${method}"`);
+      throw authError(`Unknown authentication method "${method}"`, "API");
   }
   // As Nodemailer: without both a user name and a password there is nothing to send.
-  if (!creds.user || !creds.pass) throw authError(`Missing credentials for "${method}": login() needs user and pass`);
+  if (!creds.user || !creds.pass) throw authError(`Missing credentials for "${method}": login() needs user and pass`, "API");
   const reply = await drive(session, mechanism);
-  if (reply.code !== REPLY.AUTH_SUCCESS) throw authError(`Invalid login with ${method}`, reply);
+  if (reply.code !== REPLY.AUTH_SUCCESS) throw authError(`Invalid login with ${method}`, `AUTH ${method}`, reply);
 }

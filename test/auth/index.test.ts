@@ -79,7 +79,7 @@ test("EAUTH carries the reply, its code and enhanced code, and the command; a 45
   assert.is(err.response, "454 4.7.0 Temporary authentication failure");
   assert.is(err.responseCode, 454);
   assert.is(err.enhancedCode, "4.7.0");
-  assert.is(err.command, "AUTH");
+  assert.is(err.command, "AUTH PLAIN", "the command as Nodemailer names it");
   assert.is(err.temporary, true);
   assert.match(err.message, /454 4\.7\.0 Temporary authentication failure/);
   await conn.quit();

@@ -2,7 +2,7 @@
  * The faults of the hostile-server table (issue 4): what a server does at the point a
  * phase reached, as fault-server steps, and the error each must end with by default.
  */
-import type { SMTPErrorCode } from "../../lib/index.js";
+import type { DeliveryState, SMTPErrorCode } from "../../lib/index.js";
 import type { FaultConnection, Step } from "../helpers/fault-server.js";
 
 export type FaultName =
@@ -88,6 +88,8 @@ export interface Expectation {
   /** The first operation may also succeed (its reply came before the fault). */
   firstMayResolve?: boolean;
   responseCode?: number;
+  /** The first send's deliveryState, where this fault decides it rather than the phase. */
+  deliveryState?: DeliveryState;
 }
 
 export function defaultExpectation(fault: FaultName): Expectation {

@@ -110,7 +110,7 @@ export async function runCell(phase: Phase, fault: FaultName, withErrorListener:
         if (expectation.responseCode !== undefined) assert.is(err.responseCode, expectation.responseCode, `${label}: responseCode`);
       }
       // Every send says whether the server may have its message; nothing else does.
-      const deliveryState = /send/i.test(op.label) ? (isFirst ? (phase.deliveryState ?? "not-sent") : "not-sent") : undefined;
+      const deliveryState = /send/i.test(op.label) ? (isFirst ? (expectation.deliveryState ?? phase.deliveryState ?? "not-sent") : "not-sent") : undefined;
       assert.is(err.deliveryState, deliveryState, `${label}: deliveryState (${err.code}: ${err.message})`);
       // A send that started (its envelope was checked) names every recipient's outcome;
       // one that never started ("API") has none to name.

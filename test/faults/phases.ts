@@ -234,8 +234,10 @@ export const PHASES: Record<string, Phase> = {
     prefix: () => [...greetAndEhlo(), ...acceptEnvelope(1), { expectData: true }],
     validReply: "250 2.0.0 Queued\r\n",
     command: /^DATA$/,
-    // The whole message is on the wire and no verdict came: the server may have it.
+    // The whole message is on the wire and no verdict came: the server may have it. A 421
+    // is a verdict: the server says it is closing instead of taking the message.
     deliveryState: "unknown",
+    expect: (fault) => (fault === "421 then close" ? { deliveryState: "rejected" } : undefined),
     start: async (conn) => (await conn.connect(), sendOps(conn, promiseOp("send()", conn.send(ENVELOPE, MESSAGE)))),
   },
   reset: {

@@ -31,7 +31,7 @@ interface Case {
 const CASES: Case[] = [
   { what: "a 250 greeting", steps: [{ send: "250 hello\r\n" }], atConnect: true, code: "ECONNECTION", command: "CONN", responseCode: 250 },
   { what: "a 354 to HELO after EHLO was refused", steps: [{ send: "220 hi\r\n" }, { expect: /^EHLO/ }, { send: "502 no\r\n" }, { expect: /^HELO/ }, { send: "354 what\r\n" }], atConnect: true, code: "EPROTOCOL", command: "HELO", responseCode: 354 },
-  { what: "a 220 to STARTTLS's neighbour, AUTH", steps: [...greetAndEhlo(["AUTH PLAIN"]), { expect: /^AUTH/ }, { send: "220 hi again\r\n" }], run: (conn) => conn.login({ user: "u", pass: "p" }), code: "EAUTH", command: "AUTH", responseCode: 220 },
+  { what: "a 220 to STARTTLS's neighbour, AUTH", steps: [...greetAndEhlo(["AUTH PLAIN"]), { expect: /^AUTH/ }, { send: "220 hi again\r\n" }], run: (conn) => conn.login({ user: "u", pass: "p" }), code: "EAUTH", command: "AUTH PLAIN", responseCode: 220 },
   { what: "a 354 to MAIL FROM", steps: [...greetAndEhlo(), { expect: /^MAIL/ }, { send: "354 go\r\n" }], code: "EENVELOPE", command: "MAIL FROM", responseCode: 354, deliveryState: "not-sent" },
   { what: "a 334 to RCPT TO", steps: [...greetAndEhlo(), { expect: /^MAIL/ }, { send: "250 ok\r\n" }, { expect: /^RCPT/ }, { send: "334 what\r\n" }], code: "EENVELOPE", command: "RCPT TO", responseCode: 334, deliveryState: "not-sent" },
   { what: "a 250 to DATA instead of 354", steps: [...greetAndEhlo(), ...acceptEnvelope(1).slice(0, -1), { send: "250 ok\r\n" }], code: "EENVELOPE", command: "DATA", responseCode: 250, deliveryState: "not-sent" },
