@@ -114,7 +114,7 @@ test("verify(): true when the login works; EAUTH with the server's 535 for wrong
         transporter.verify(callback as never);
       }),
   );
-  sameAsNodemailer(bad, (r) => ({ code: r.error?.code, responseCode: r.error?.responseCode, response: r.error?.response }), "verify with wrong credentials");
+  sameAsNodemailer(bad, (r) => ({ code: r.error?.code, responseCode: r.error?.responseCode, response: r.error?.response, command: r.error?.command }), "verify with wrong credentials");
   assert.is(bad["smtp-wire"].error?.code, "EAUTH");
 
   const port = await closedPort();
@@ -125,7 +125,7 @@ test("verify(): true when the login works; EAUTH with the server's 535 for wrong
 
 test("sendMail with wrong credentials or to a closed port fails with Nodemailer's code (EAUTH, ESOCKET) and delivers nothing", async () => {
   const bad = await eachTransport({ users: { alice: "secret" } }, () => ({ auth: { user: "alice", pass: "wrong", method: "PLAIN" } }), (transporter) => transporter.sendMail(MAIL));
-  sameAsNodemailer(bad, (r) => ({ code: r.error?.code, responseCode: r.error?.responseCode, response: r.error?.response, delivered: r.server.messages.length }), "wrong credentials");
+  sameAsNodemailer(bad, (r) => ({ code: r.error?.code, responseCode: r.error?.responseCode, response: r.error?.response, command: r.error?.command, delivered: r.server.messages.length }), "wrong credentials");
   const port = await closedPort();
   // Ours tries maxRequeues more connections before it gives up (README, "Deliberate differences"); 0 here.
   const closed = await eachTransport({}, () => ({ port, maxRequeues: 0 }), (transporter) => transporter.sendMail(MAIL));
