@@ -68,10 +68,22 @@ export class SMTPError extends Error {
   recipients?: RecipientOutcome[];
 
   /**
+   * Whether the server's reply refuses for good, as Nodemailer names it: a 5xx other than
+   * 503 (bad sequence, which a new session may not meet). Undefined when no reply caused it.
+   */
+  get permanent(): boolean | undefined {
+    const code = this.responseCode;
+    return code === undefined ? undefined : code >= 500 && code < 600 && code !== 503;
+  }
+
+  /**
    * The Node error's code kept on `cause` (e.g. "ECONNREFUSED"), under the name Nodemailer
    * gives it; undefined when the failure did not come from Node.
    */
   get originalCode(): string | undefined {
+    // An error that wraps another SMTPError (the pool's, for each send waiting on a
+    // connection that could not be opened) keeps the Node code that one carries.
+    if (this.cause instanceof SMTPError) return this.cause.originalCode;
     const code = (this.cause as { code?: unknown } | undefined)?.code;
     return typeof code === "string" ? code : undefined;
   }

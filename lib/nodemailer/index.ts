@@ -4,5 +4,5 @@
  */
 import { smtpWire } from "./transport.js";
 
-export { smtpWire, SmtpWireTransport, type SmtpWireTransportOptions, type SmtpWireSentMessageInfo, type NodemailerMail, type NodemailerAuth, type NodemailerDsn, type PoolSettings } from "./transport.js";
+export { smtpWire, SmtpWireTransport, type SmtpWireTransportOptions, type SmtpWireSentMessageInfo, type NodemailerMail, type NodemailerAuth, type NodemailerDsn, type NodemailerEnvelope, type PoolSettings } from "./transport.js";
 export default smtpWire;

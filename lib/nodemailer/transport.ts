@@ -11,15 +11,20 @@
  * carries; errors are smtp-wire's SMTPErrors (with deliveryState).
  *
  * Nothing here imports Nodemailer: it calls us through the transport interface
- * (`send(mail, callback)`, `verify`, `close`, `isIdle`, events 'idle' and 'error'), and the
+ * (`send(mail, callback)`, `verify`, `close`, `isIdle`, events 'idle', 'clear' and 'error'), and the
  * types below describe only the part of its mail object we read.
+ *
+ * A mail with its own `auth` goes on a connection of its own (own-login.ts), as Nodemailer's
+ * SMTP transport sends every mail.
  *
  * Deliberately left out: proxies, and OAuth2 token refreshing (give an accessToken, or a pass).
  */
 import { EventEmitter } from "node:events";
 import type { Readable } from "node:stream";
 import { SMTPPool } from "../pool/pool.js";
-import type { PoolOptions } from "../pool/options.js";
+import { connectionOptionsOf, readPoolLimits, type PoolOptions } from "../pool/options.js";
+import { settle } from "../callback.js";
+import { mergeMailAuth, sendWithOwnLogin } from "./own-login.js";
 import { VERSION } from "../version.js";
 import { resolveShortcuts, type Shortcuts } from "./shortcuts.js";
 import type { AuthCredentials, DSNOptions, Envelope, SendInfo } from "../types.js";
@@ -37,13 +42,24 @@ export interface NodemailerDsn {
 
 /** What the transport reads of Nodemailer's mail object (its MailMessage). */
 export interface NodemailerMail {
-  /** The sendMail() options; only `dsn`, `signal` and `requireTLSExtensionEnabled` are read. */
+  /** The sendMail() options; only `dsn`, `signal`, `auth` and `requireTLSExtensionEnabled` are read. */
   data: object;
   message: {
-    getEnvelope(): { from: string | false; to: string[] };
+    /** From and to, plus what the mail's `envelope` option set besides them (size, use8BitMime, dsn...). */
+    getEnvelope(): NodemailerEnvelope;
     messageId(): string;
     createReadStream(): Readable;
   };
+}
+
+/**
+ * The envelope Nodemailer computed for a mail: from and to, and any other key the mail's
+ * `envelope` option carried, which its SMTP transports hand to the connection as they are.
+ */
+export interface NodemailerEnvelope extends Omit<Envelope, "from" | "to" | "dsn"> {
+  from: string | false;
+  to: string[];
+  dsn?: NodemailerDsn;
 }
 
 /** Nodemailer's `auth` option, as its SMTP transport takes it. */
@@ -63,6 +79,8 @@ export type PoolSettings = Pick<PoolOptions, "maxConnections" | "maxMessages" | 
 /** What smtpWire() takes: connection options, Nodemailer's `auth`, and the pool's settings. */
 export interface SmtpWireTransportOptions extends Omit<PoolOptions, "auth">, Shortcuts {
   auth?: NodemailerAuth;
+  /** The AUTH method when `auth.method` names none, as in Nodemailer (PLAIN, LOGIN, CRAM-MD5). */
+  authMethod?: string;
   /** The pool's settings (`true` or absent: the defaults; top-level settings apply too). */
   pool?: boolean | PoolSettings;
 }
@@ -73,12 +91,13 @@ export interface SmtpWireSentMessageInfo extends SendInfo {
   messageId: string;
 }
 
-function authOf(auth: NodemailerAuth | undefined): AuthCredentials | undefined {
+/** smtp-wire's credentials from Nodemailer's `auth`; `authMethod` is the transport-wide method, used when `auth.method` names none. */
+function authOf(auth: NodemailerAuth | undefined, authMethod: string | undefined): AuthCredentials | undefined {
   if (!auth || (!auth.user && !auth.pass && !auth.accessToken)) return undefined;
   if (String(auth.type ?? "").toUpperCase() === "OAUTH2" || auth.accessToken) {
     return { user: auth.user, method: "XOAUTH2", oauth2: { user: auth.user, accessToken: auth.accessToken } };
   }
-  return { user: auth.user ?? "", pass: auth.pass ?? "", method: auth.method };
+  return { user: auth.user ?? "", pass: auth.pass ?? "", method: auth.method?.trim() || authMethod };
 }
 
 /** The DSN parameters in smtp-wire's names; RET takes Nodemailer's spellings too. */
@@ -110,24 +129,42 @@ export class SmtpWireTransport extends EventEmitter {
   /** Nodemailer's Mail object, set when it wraps the transport (typed loosely: no Nodemailer types here). */
   mailer?: any;
   readonly pool: SMTPPool;
+  /** The transport's auth as given (Nodemailer's form), for mails that set their own over it. */
+  readonly #auth: NodemailerAuth | undefined;
+  readonly #authMethod: string | undefined;
+  /** Mails with their own auth, on connections of their own, not settled yet. */
+  #ownLogins = 0;
+  #closed = false;
 
   constructor(options: SmtpWireTransportOptions = {}) {
     super();
-    const { pool, auth, ...rest } = resolveShortcuts(options) as Omit<SmtpWireTransportOptions, "url" | "service">;
-    this.pool = new SMTPPool({ ...rest, ...(typeof pool === "object" ? pool : {}), auth: authOf(auth) });
+    const { pool, auth, authMethod, ...rest } = resolveShortcuts(options) as Omit<SmtpWireTransportOptions, "url" | "service">;
+    const settings: PoolOptions = { ...rest, ...(typeof pool === "object" ? pool : {}), auth: authOf(auth, authMethod) };
+    // isIdle() and 'idle' mean what they mean in Nodemailer's pooled transport: fewer mails
+    // wait for a connection than there are connections. A producer that sends while
+    // isIdle() then composes only that many mails ahead, not a thousand.
+    settings.maxQueued ??= readPoolLimits(settings).maxConnections;
+    this.pool = new SMTPPool(settings);
+    this.#auth = auth;
+    this.#authMethod = authMethod;
     this.pool.on("idle", () => this.emit("idle"));
+    this.pool.on("clear", () => this.emit("clear"));
   }
 
   /** Nodemailer's transport entry point: sends one composed mail; `callback` is called once. */
   send(mail: NodemailerMail, callback: (err: Error | null, info?: SmtpWireSentMessageInfo) => void): void {
-    const data = mail.data as { dsn?: NodemailerDsn; signal?: AbortSignal; requireTLSExtensionEnabled?: boolean };
+    const data = mail.data as { dsn?: NodemailerDsn; signal?: AbortSignal; requireTLSExtensionEnabled?: boolean; auth?: NodemailerAuth };
     const signal = data.signal;
     let envelope: Envelope & { from: string; to: string[] };
     let messageId: string;
     try {
-      const { from, to } = mail.message.getEnvelope();
-      envelope = { from: from || "", to: [...to] };
-      if (data.dsn) envelope.dsn = dsnOf(data.dsn);
+      // The whole envelope, as Nodemailer's transports pass it: a mail's `envelope` option
+      // may carry size, use8BitMime, smtpUtf8 or dsn besides from and to.
+      const { from, to, dsn, ...rest } = mail.message.getEnvelope();
+      envelope = { ...rest, from: from || "", to: [...to] };
+      // The mail's own `dsn` option wins over one in its envelope, as in Nodemailer.
+      const requested = data.dsn ?? dsn;
+      if (requested) envelope.dsn = dsnOf(requested);
       if (data.requireTLSExtensionEnabled) envelope.requireTLS = true;
       messageId = mail.message.messageId();
     } catch (err) {
@@ -135,9 +172,23 @@ export class SmtpWireTransport extends EventEmitter {
     }
     // Opened by the pool once the mail has a connection, and again if that one died first.
     const open = () => mail.message.createReadStream();
-    this.pool.send(envelope, open, signal ? { signal } : {}, (err, info) => {
+    const done = (err: Error | null, info?: SendInfo) => {
       if (err) callback(signal?.aborted ? nodemailerAbortError(signal, err) : err);
       else callback(null, { ...info!, envelope: { from: envelope.from, to: envelope.to }, messageId });
+    };
+    // A mail that logs in as someone else (Nodemailer's SMTP transport honours it) cannot
+    // ride a pooled connection, logged in as the transport's user: it gets one of its own.
+    if (data.auth && typeof data.auth === "object" && !this.#closed) return this.#sendWithOwnLogin(data.auth, envelope, open, signal, done);
+    this.pool.send(envelope, open, signal ? { signal } : {}, done);
+  }
+
+  #sendWithOwnLogin(mailAuth: NodemailerAuth, envelope: Envelope, open: () => Readable, signal: AbortSignal | undefined, done: (err: Error | null, info?: SendInfo) => void): void {
+    const auth = authOf(mergeMailAuth(this.#auth, mailAuth), this.#authMethod);
+    this.#ownLogins++;
+    const sending = sendWithOwnLogin(connectionOptionsOf(this.pool.options), { auth, force: Boolean(this.pool.options.forceAuth) }, envelope, open, signal);
+    settle(sending, (err, info) => {
+      this.#ownLogins--;
+      done(err, info);
     });
   }
 
@@ -155,11 +206,12 @@ export class SmtpWireTransport extends EventEmitter {
 
   /** Messages not finished yet (queued or being sent). */
   pendingCount(): number {
-    return this.pool.pendingCount();
+    return this.pool.pendingCount() + this.#ownLogins;
   }
 
   /** Closes the pool (see SMTPPool.close); resolves once every connection is closed. */
   close(options?: { force?: boolean }): Promise<void> {
+    this.#closed = true;
     return this.pool.close(options);
   }
 }

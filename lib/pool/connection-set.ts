@@ -29,6 +29,8 @@ export interface ConnectionSetEvents {
   giveUp(errorFor: () => SMTPError): void;
   /** close() was called and the last connection has closed. */
   closed(): void;
+  /** The last open connection ended while the set is not closed (Nodemailer's 'clear'). */
+  cleared(): void;
 }
 
 export class ConnectionSet implements Iterable<PoolConnection> {
@@ -186,7 +188,10 @@ export class ConnectionSet implements Iterable<PoolConnection> {
     const wasOpen = this.#connections.delete(pc);
     if (this.#closed) return this.#endIfDone();
     // A connection that never opened is handled by #openFailed, with its backoff.
-    if (wasOpen && pc.wasReady) this.#events.pump();
+    if (wasOpen && pc.wasReady) {
+      if (this.#connections.size === 0) this.#events.cleared();
+      this.#events.pump();
+    }
   }
 
   #endIfDone(): void {

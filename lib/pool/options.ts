@@ -27,7 +27,11 @@ export interface PoolOptions extends SMTPConnectionOptions {
    * Milliseconds; 0 keeps idle connections open. Default 240 000.
    */
   idleTimeout?: number;
-  /** How often a send whose connection died before it could be delivered is tried again on another. Default 5. */
+  /**
+   * How often a send whose connection died before it could be delivered is tried again on
+   * another (and how many failed opens in a row are borne). Default 5; a negative number:
+   * without limit, as in Nodemailer.
+   */
   maxRequeues?: number;
   /** Sends waiting for a connection, at most; a send beyond it waits for room before it is queued. Default 1000. */
   maxQueued?: number;
@@ -65,7 +69,9 @@ export function readPoolLimits(options: PoolOptions): PoolLimits {
     rateLimit: Math.floor(atLeastZero(options.rateLimit, 0)),
     rateDelta: positive(options.rateDelta, 1000),
     idleTimeout: atLeastZero(options.idleTimeout, 240_000),
-    maxRequeues: Math.floor(atLeastZero(options.maxRequeues, 5)),
+    // Nodemailer's pool reads a negative maxRequeues as "without limit"; the waits between
+    // attempts still grow (to 2 s), so the server is not hammered.
+    maxRequeues: Number(options.maxRequeues) < 0 ? Infinity : Math.floor(atLeastZero(options.maxRequeues, 5)),
     maxQueued: Math.floor(positive(options.maxQueued, 1000)),
   };
 }

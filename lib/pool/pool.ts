@@ -13,8 +13,9 @@
  * server that turns connections away (421, "too many connections") gets fewer for a while.
  *
  * The pool never emits 'error': every failure belongs to a send, a verify() or an
- * acquire(), and reaches it. 'idle' means there is room for more sends; 'end' follows
- * close() once every connection is closed.
+ * acquire(), and reaches it. 'idle' means there is room for more sends; 'clear' that the
+ * last connection ended with nothing pending; 'end' follows close() once every connection
+ * is closed.
  *
  * This file admits sends, pumps them to connections and settles each one. Its parts:
  * connection-set.ts opens connections (and fewer after a refusal), lease.ts lends them,
@@ -82,6 +83,11 @@ export class SMTPPool extends EventEmitter {
       closed: () => {
         this.#resolveEnded();
         process.nextTick(() => this.emit("end"));
+      },
+      // As Nodemailer's pool: every connection has ended (idle timeout, server close) and
+      // nothing waits, so a process may let the pool be.
+      cleared: () => {
+        if (this.#pending === 0) this.emit("clear");
       },
     });
     // As Nodemailer's pool: a new pool has room, and says so once listeners are attached.
@@ -331,8 +337,12 @@ export class SMTPPool extends EventEmitter {
       else this.#queue.push(next);
     }
     const idle = this.isIdle();
-    if (idle && !this.#wasIdle) this.emit("idle");
+    const becameIdle = idle && !this.#wasIdle;
+    // Recorded before emitting: a listener that sends (a producer filling the line) runs the
+    // pump again inside emit(), and what that inner pump records must stand, or the next
+    // time the line has room no 'idle' comes and the producer waits for ever.
     this.#wasIdle = idle;
+    if (becameIdle) this.emit("idle");
   }
 
   /**

@@ -13,6 +13,7 @@ import type Mail from "nodemailer/lib/mailer";
 import { smtpWire, SmtpWireTransport } from "../../lib/nodemailer/index.js";
 import { SMTPError } from "../../lib/index.js";
 import { startServer } from "../helpers/server.js";
+import { startDroppingServer } from "./side-by-side.js";
 import { settlesWithin, until } from "../helpers/callbacks.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
 
@@ -131,9 +132,16 @@ test("verify, isIdle, 'idle', pendingCount and close pass through to the pool", 
 });
 
 test("top-level pool settings (Nodemailer's pooled transport style) are taken too", async () => {
-  const raw = new SmtpWireTransport({ host: "127.0.0.1", port: 9, maxConnections: 7, pool: true } as never);
-  assert.is(raw.pool.limits.maxConnections, 7);
+  const raw = new SmtpWireTransport({ host: "127.0.0.1", port: 9, maxConnections: 7, maxMessages: 3, rateLimit: 2, rateDelta: 500, idleTimeout: 1000, maxRequeues: -1, pool: true } as never);
+  assert.equal({ ...raw.pool.limits }, { maxConnections: 7, maxMessages: 3, rateLimit: 2, rateDelta: 500, idleTimeout: 1000, maxRequeues: Infinity, maxQueued: 7 });
   assert.is(raw.name, "smtp-wire");
+  assert.ok(raw.isIdle());
+  await raw.close();
+  assert.not.ok(raw.isIdle(), "closed: a producer that sends while isIdle() stops (Nodemailer's pooled transport still says true)");
+  const nested = new SmtpWireTransport({ host: "127.0.0.1", port: 9, maxConnections: 7, pool: { maxConnections: 2, maxQueued: 10 } });
+  assert.is(nested.pool.limits.maxConnections, 2, "settings under pool win over the top level");
+  assert.is(nested.pool.limits.maxQueued, 10);
+  await nested.close();
   assert.ok(raw.supportsAbortSignal);
   await raw.close();
 });
@@ -180,37 +188,10 @@ test("service: a well-known name resolves to the host, port and secure Nodemaile
   assert.throws(() => smtpWire({ service: "No Such Mail Service" }), /Unknown service/);
 });
 
-/** An smtp-server that breaks the first connection under the first body it reads, then accepts. */
-async function startDroppingFirstBody() {
-  const state = { dropped: false };
-  const sockets: import("node:net").Socket[] = [];
-  const server = await startServer({
-    onData(stream, _session, callback) {
-      const chunks: Buffer[] = [];
-      let cut = false;
-      stream.on("data", (chunk: Buffer) => {
-        chunks.push(chunk);
-        if (!state.dropped) {
-          // The first body's first bytes: the connection breaks long before its end (16 MiB) is written.
-          state.dropped = cut = true;
-          for (const socket of sockets) socket.destroy();
-        }
-      });
-      stream.on("end", () => {
-        if (cut) return;
-        server.messages.push({ from: "", to: [], mailParams: {}, rcptParams: [], data: Buffer.concat(chunks), sizeExceeded: false });
-        callback(null, "2.0.0 queued");
-      });
-    },
-  });
-  server.server.server.on("connection", (socket: import("node:net").Socket) => sockets.push(socket));
-  return Object.assign(server, { state });
-}
-
 const BIG = 16 * 1024 * 1024;
 
 test("a mail whose connection dropped under its body is composed and sent again, and arrives once, whole", async () => {
-  const server = await startDroppingFirstBody();
+  const server = await startDroppingServer("body");
   const transport = nodemailer.createTransport(smtpWire({ ...serverOptions(), port: server.port, pool: { maxConnections: 1, maxRequeues: 2 } }));
   try {
     const attachment = Buffer.alloc(BIG, 0x5a);
@@ -228,7 +209,7 @@ test("a mail whose connection dropped under its body is composed and sent again,
 });
 
 test("the same, with an attachment read from a stream (which cannot be read twice): ESTREAM, not-sent, nothing delivered", async () => {
-  const server = await startDroppingFirstBody();
+  const server = await startDroppingServer("body");
   const transport = nodemailer.createTransport(smtpWire({ ...serverOptions(), port: server.port, pool: { maxConnections: 1, maxRequeues: 2 } }));
   try {
     const chunks = Array.from({ length: BIG / 65536 }, () => Buffer.alloc(65536, 0x5a));

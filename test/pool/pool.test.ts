@@ -12,7 +12,7 @@ import { once } from "node:events";
 import { SMTPPool, SMTPError, type SendInfo } from "../../lib/index.js";
 import { nodeCallback, settlesWithin } from "../helpers/callbacks.js";
 import { leakCheckTest, trackUnhandled } from "../helpers/leak-check.js";
-import { arrivals, envelopeOf, messageOf, startCountingServer, until, whileLent } from "./support.js";
+import { arrivals, envelopeOf, messageOf, startCountingServer, until, whileLent, withPool } from "./support.js";
 
 const unhandled = trackUnhandled();
 
@@ -315,6 +315,30 @@ test("maxQueued: sends beyond it wait for room; isIdle() and 'idle' tell a produ
   assert.not.ok(pool.isIdle(), "a closed pool has no room");
   await server.close();
 });
+
+test("a producer that sends from its 'idle' listener while isIdle() is told again each time there is room, until all is sent", () =>
+  withPool({ maxConnections: 2, maxQueued: 2 }, async (pool, server) => {
+    const total = 20;
+    const sends: Promise<SendInfo>[] = [];
+    const madePerIdle: number[] = [];
+    const allOffered = new Promise<void>((resolve) => {
+      pool.on("idle", () => {
+        let made = 0;
+        while (pool.isIdle() && sends.length < total) {
+          sends.push(pool.send(envelopeOf(sends.length), messageOf(sends.length)));
+          made++;
+        }
+        madePerIdle.push(made);
+        if (sends.length === total) resolve();
+      });
+    });
+    // A send made inside the listener runs the pump again within emit(): the pool must not
+    // forget that it is no longer idle, or no 'idle' comes once the line drains.
+    await settlesWithin(allOffered, 20_000, "every send offered from 'idle' listeners");
+    await Promise.all(sends);
+    assert.is(arrivals(server).size, total);
+    assert.ok(madePerIdle.every((made) => made <= 2), `never more than maxQueued offered at once: ${madePerIdle}`);
+  }));
 
 test("with no 'error' listener, connections the server closes never crash a Promise user", async () => {
   // smtp-server closes a connection idle for longer than socketTimeout (with 421).
