@@ -71,7 +71,11 @@ export class SessionLifetime {
     });
   }
 
-  /** Clears every timer and tells every watcher, once; waits in `within` reject once `died` is called. */
+  /**
+   * The connection ended: clears every timer and tells every watcher. Waits in `within`
+   * still run until `died`: teardown fails the command queue in between, so a wait whose
+   * work is a queued command's reply settles with that command's own error first.
+   */
   end(): void {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();

@@ -17,7 +17,7 @@ import type { AuthCredentials, Envelope, SendInfo, SMTPConnectionOptions } from 
  * in and with what. Anything else (where a token is fetched from, an application's secret)
  * stays the transport's, so a mail cannot send the transport's secrets elsewhere.
  */
-export const MAIL_AUTH_KEYS = ["type", "user", "pass", "accessToken", "refreshToken", "expires"] as const;
+const MAIL_AUTH_KEYS = ["type", "user", "pass", "accessToken", "refreshToken", "expires"] as const;
 
 /** The transport's auth with the keys a mail may set taken from the mail's. */
 export function mergeMailAuth<T extends object>(transportAuth: T | undefined, mailAuth: object): T {
